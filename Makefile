@@ -1,0 +1,27 @@
+# medbench: `make demo` runs the demo batch, `make test` runs the tests.
+# Each target creates .venv and installs what it needs on a fresh machine with Python 3.11.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TF_EXTRA ?= cpu
+INSTALL_STAMP := $(VENV)/.installed-$(TF_EXTRA)
+
+.PHONY: demo test install clean
+
+install: $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[$(TF_EXTRA),test]"
+	touch $@
+
+demo: $(INSTALL_STAMP)
+	$(BIN)/medbench demo
+
+test: $(INSTALL_STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) data/demo data/cache models/* logs/*.json logs/*.lock

@@ -1,0 +1,110 @@
+"""SimpleBaseArchitecture: a registry backbone with the classifier head, as one Keras model.
+
+The model takes images that the input pipeline has ALREADY standardized with the registry's
+mode (`get_architecture(key).standardize`); it holds no preprocessing layer of its own (except
+what Keras' EfficientNet does internally). The backbone is a nested model named "backbone", so
+callers can freeze it with `model.get_layer("backbone").trainable = False`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+
+from medbench.architectures.head import classifier_head
+from medbench.architectures.registry import BACKBONE_NAME, ArchitectureInfo, get_architecture
+from medbench.architectures.weights import is_imagenet, resolve_weights
+from medbench.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_INPUT = "image"
+METADATA_INPUT = "metadata"
+
+
+def _input_shape(
+    info: ArchitectureInfo, input_shape: tuple[int, ...] | None
+) -> tuple[int, int, int]:
+    """(H, W, C) from `input_shape` ((H, W) gets 3 channels), or the registry default."""
+    if input_shape is None:
+        return info.input_shape
+    shape = tuple(input_shape)
+    if len(shape) == 2:
+        shape = (*shape, 3)
+    if len(shape) != 3 or not all(isinstance(size, int) and size > 0 for size in shape):
+        raise ConfigError(
+            f"input_shape {tuple(input_shape)} for {info.key}: expected (height, width) or "
+            "(height, width, channels) of positive integers"
+        )
+    height, width, _ = shape
+    if min(height, width) < info.min_input_size:
+        raise ConfigError(
+            f"input_shape {shape} for {info.key}: expected height and width of at least "
+            f"{info.min_input_size} px"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def SimpleBaseArchitecture(
+    backbone: str,
+    n_classes: int,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    weights: str | Path | None = None,
+    activation: str = "sigmoid",
+    fcl: bool = False,
+    dropout: float = 0.3,
+    n_metadata: int = 0,
+    weights_dir: str | Path | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """Build registry backbone `backbone` + classifier head as an uncompiled Keras model.
+
+    Args:
+        backbone: registry key, e.g. "2D.DenseNet121" (case-insensitive, "2D." optional).
+        n_classes: output units.
+        input_shape: (H, W) or (H, W, C); default the registry's input size with 3 channels.
+        weights: None (random init), "imagenet" (Keras' notop file from `weights_dir`, never
+            downloaded) or the path of a backbone weights file.
+        activation: "sigmoid" (multi-label), "softmax" or "linear".
+        fcl: add Dense(512, relu) + Dropout(dropout) in the head.
+        dropout: dropout rate of that block.
+        n_metadata: number of metadata variables; > 0 adds a second input named "metadata".
+        weights_dir: folder of the ImageNet files; default `Settings.from_env().weights_dir`
+            (env MEDBENCH_WEIGHTS_DIR).
+        name: model name; default the architecture name in lower case.
+
+    Returns:
+        A model with input "image" (float, already standardized) — plus "metadata", shape
+        (n_metadata,), when n_metadata > 0 — and output (batch, n_classes), float32.
+
+    Raises:
+        WeightsNotFoundError: the weights file is missing (the message names file and folder).
+        ConfigError: unknown backbone, bad shape or option, or a weights file that does not fit.
+    """
+    info = get_architecture(backbone)
+    shape = _input_shape(info, input_shape)
+    if n_metadata < 0:
+        raise ConfigError(f"n_metadata {n_metadata}: expected 0 (no metadata input) or more")
+    imagenet = is_imagenet(weights)
+    if imagenet and shape[-1] != 3:
+        raise ConfigError(
+            f"input_shape {shape} for {info.key} with ImageNet weights: expected 3 channels"
+        )
+    weights_path = resolve_weights(info, weights, weights_dir)
+
+    image = keras.Input(shape=shape, name=IMAGE_INPUT)
+    backbone_model = info.builder(shape, weights=weights_path, imagenet=imagenet, name=BACKBONE_NAME)
+    features = backbone_model(image)
+    metadata = keras.Input(shape=(n_metadata,), name=METADATA_INPUT) if n_metadata else None
+    outputs = classifier_head(
+        features, n_classes, activation=activation, fcl=fcl, dropout=dropout, metadata=metadata
+    )
+    inputs = [image, metadata] if metadata is not None else image
+    model = keras.Model(inputs, outputs, name=name or info.name.lower())
+    logger.debug(
+        "built %s: input %s, %d classes, weights %s", info.key, shape, n_classes, weights_path
+    )
+    return model

@@ -1,0 +1,62 @@
+"""Classifier head: backbone features (+ optional metadata) → class probabilities.
+
+GlobalAveragePooling2D → optional Dense(512, relu) + Dropout → optional concatenation with a
+metadata block (Dense(32, relu)) → Dense(n_classes) → activation, as AUCMEDI's `Classifier`.
+The output is float32 even under a mixed-precision policy, so losses and metrics stay exact.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from medbench.errors import ConfigError
+
+FCL_UNITS = 512
+METADATA_UNITS = 32
+ACTIVATIONS = ("sigmoid", "softmax", "linear")
+
+
+def classifier_head(
+    features: keras.KerasTensor,
+    n_classes: int,
+    *,
+    activation: str = "sigmoid",
+    fcl: bool = False,
+    dropout: float = 0.3,
+    metadata: keras.KerasTensor | None = None,
+) -> keras.KerasTensor:
+    """Append the classifier to `features` (4D feature map or 2D vector) and return the output.
+
+    Args:
+        features: backbone output; 4D maps are pooled with GlobalAveragePooling2D.
+        n_classes: output units.
+        activation: "sigmoid" (multi-label), "softmax" (one class per image) or "linear" (logits).
+        fcl: add Dense(512, relu) + Dropout(dropout) before the output layer.
+        dropout: dropout rate of the fully connected block, in [0, 1).
+        metadata: a (batch, n) tensor (e.g. the metadata `keras.Input`), passed through
+            Dense(32, relu) and concatenated with the image features.
+    """
+    if n_classes < 1:
+        raise ConfigError(f"n_classes {n_classes}: expected at least 1 output class")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"head activation {activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"head dropout {dropout}: expected a rate in [0, 1)")
+    rank = len(features.shape)
+    if rank == 4:
+        x = layers.GlobalAveragePooling2D(name="head_pool")(features)
+    elif rank == 2:
+        x = features
+    else:
+        raise ConfigError(
+            f"backbone features of shape {tuple(features.shape)}: expected (batch, h, w, c) or (batch, c)"
+        )
+    if fcl:
+        x = layers.Dense(FCL_UNITS, activation="relu", name="head_dense")(x)
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    if metadata is not None:
+        meta = layers.Dense(METADATA_UNITS, activation="relu", name="metadata_dense")(metadata)
+        x = layers.Concatenate(name="head_concat")([x, meta])
+    x = layers.Dense(n_classes, name="logits")(x)
+    return layers.Activation(activation, dtype="float32", name="predictions")(x)

@@ -1,0 +1,61 @@
+"""SmallCNN: a small fully convolutional backbone for CPU work, tests and demos.
+
+Four conv-BN-ReLU-maxpool blocks (16, 32, 64, 128 filters; about 100k parameters). It is fast
+at 32-128 px, takes any input size of at least 32 px and any channel count, and has no
+pretrained weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from medbench.architectures.weights import is_imagenet, load_weights_file
+from medbench.errors import ConfigError
+
+MIN_INPUT_SIZE = 32
+DEFAULT_FILTERS = (16, 32, 64, 128)
+
+
+def SmallCNN(
+    input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+    *,
+    weights: str | Path | None = None,
+    filters: Sequence[int] = DEFAULT_FILTERS,
+    name: str = "small_cnn",
+) -> keras.Model:
+    """Build the headless SmallCNN; its output is the 4D feature map of the last block.
+
+    Args:
+        input_shape: (height, width, channels); spatial sizes may be None (fully convolutional).
+        weights: None (random initialization) or the path of a weights file saved from a
+            SmallCNN of the same filters. There are no ImageNet weights.
+        filters: filters of each block; each block halves the spatial size.
+        name: model name.
+    """
+    if is_imagenet(weights):
+        raise ConfigError(
+            "SmallCNN has no ImageNet weights: expected weights=None (random initialization) "
+            "or the path of a weights file saved from a SmallCNN"
+        )
+    height, width, _ = input_shape
+    for size in (height, width):
+        if size is not None and size < MIN_INPUT_SIZE:
+            raise ConfigError(
+                f"SmallCNN input_shape {tuple(input_shape)}: expected height and width of at "
+                f"least {MIN_INPUT_SIZE} px"
+            )
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    for block, n_filters in enumerate(filters, start=1):
+        x = layers.Conv2D(n_filters, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.Activation("relu", name=f"block{block}_relu")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        load_weights_file(model, Path(weights))
+    return model

@@ -1,0 +1,172 @@
+"""`medbench` command line: mirrors the Python API (exec, reevaluate, validate, demo-data, …)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medbench.errors import MedbenchError
+
+logger = logging.getLogger("medbench")
+
+
+def _settings():
+    from medbench.settings import Settings
+
+    return Settings.from_env()
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from medbench.experiment_exec import BatchItem, load_batch, parse_shard, run_batch, shard
+    from medbench.benchmark import Benchmark
+
+    if bool(args.batch) == bool(args.benchmark):
+        raise MedbenchError("give either --batch FILE or one BENCHMARK name")
+    if args.batch:
+        items = load_batch(args.batch)
+    else:
+        items = [BatchItem(Benchmark.from_name(args.benchmark), args.architecture, {})]
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        items = shard(items, index, count)
+    if args.dry_run:
+        for item in items:
+            print(item.name)
+        return 0
+    results = run_batch(items, _settings())
+    failed = [entry for entry in results if entry.get("status") == "failed"]
+    for entry in results:
+        print(f"{entry['status']:9s} {entry['id']}  {entry['name']}")
+    return 1 if failed else 0
+
+
+def cmd_reevaluate(args: argparse.Namespace) -> int:
+    from medbench.reevaluation import reevaluate
+
+    entries = reevaluate(_settings(), args.run or None, epochs=args.epochs)
+    for entry in entries:
+        val = entry["val_again"]["macro"].get("auroc")
+        test = entry["test_again"]["macro"].get("auroc")
+        print(f"{entry['id']}  val mean AUROC {_fmt(val)}  test mean AUROC {_fmt(test)}  {entry['name']}")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from medbench.tracking.logs import validate_entries
+
+    moved = validate_entries(_settings().logs_dir, args.run or None)
+    print(f"validated {len(moved)} experiment(s)")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from medbench.leaderboard import format_leaderboard, leaderboard
+    from medbench.tracking.logs import all_entries
+
+    frame = leaderboard(all_entries(_settings().logs_dir), per_class=not args.summary)
+    print(format_leaderboard(frame))
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from medbench.data.demo import write_demo_dataset
+
+    out = Path(args.out) if args.out else _settings().data_dir / "demo"
+    root = write_demo_dataset(out, n_train_patients=args.patients, n_valid_patients=args.valid_patients, seed=args.seed)
+    print(f"demo dataset written to {root}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from medbench.benchmark import Benchmark
+
+    benchmark = Benchmark.from_name(args.name)
+    print(json.dumps(benchmark.to_dict(), indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "architectures":
+        from medbench.architectures.registry import architecture_names
+
+        names = architecture_names()
+    elif args.what == "datasets":
+        from medbench.data.datasets import dataset_names
+
+        names = dataset_names()
+    else:
+        from medbench.benchmarks import PREDEFINED
+
+        names = tuple(PREDEFINED)
+    print("\n".join(names))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medbench", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("exec", help="run one benchmark or a batch of experiments")
+    run.add_argument("benchmark", nargs="?", help="a benchmark name (instead of --batch)")
+    run.add_argument("--batch", help="YAML or CSV batch file")
+    run.add_argument("--architecture", default="2D.SmallCNN", help="registry key for a single benchmark")
+    run.add_argument("--dry-run", action="store_true", help="print the experiment names and stop")
+    run.add_argument("--shard", help="run only shard i of n (i/n, from 0): every n-th experiment from i")
+    run.set_defaults(func=cmd_exec)
+
+    again = commands.add_parser("reevaluate", help="recompute metrics of saved runs (and of every epoch)")
+    again.add_argument("--run", action="append", help="run id (repeatable; default all saved runs)")
+    again.add_argument("--epochs", action="store_true", help="also re-evaluate every saved epoch checkpoint")
+    again.set_defaults(func=cmd_reevaluate)
+
+    validate = commands.add_parser("validate", help="move entries from the unvalidated to the validated log")
+    validate.add_argument("--run", action="append", help="run id (repeatable; default all)")
+    validate.set_defaults(func=cmd_validate)
+
+    board = commands.add_parser("leaderboard", help="completed runs ranked by validation mean AUROC")
+    board.add_argument("--summary", action="store_true", help="mean AUROC only, no per-class columns")
+    board.set_defaults(func=cmd_leaderboard)
+
+    demo = commands.add_parser("demo-data", help="write the synthetic CheXpert-format demo dataset")
+    demo.add_argument("--out", help="output folder (default <data dir>/demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--patients", type=int, default=200, help="training patients")
+    demo.add_argument("--valid-patients", type=int, default=40)
+    demo.set_defaults(func=cmd_demo_data)
+
+    inspect = commands.add_parser("inspect", help="parse a benchmark name and print its fields")
+    inspect.add_argument("name")
+    inspect.set_defaults(func=cmd_inspect)
+
+    listing = commands.add_parser("list", help="list architectures, datasets or predefined benchmarks")
+    listing.add_argument("what", choices=("architectures", "datasets", "benchmarks"))
+    listing.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except MedbenchError as error:
+        print(f"medbench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Image files: decode any common PNG/JPEG flavour to 8-bit RGB, and find every broken file at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from medbench.errors import ImageError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["read_image", "verify_images"]
+
+_PROGRESS_THRESHOLD = 500
+_HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+class _BadImage(Exception):
+    """Internal: why a file cannot be decoded (turned into `ImageError` or a verify reason)."""
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an image file to a ``uint8`` array of shape (height, width, 3), RGB.
+
+    Grayscale is repeated over three channels, alpha is dropped (not composited), palette and CMYK
+    images are converted, and 16-bit or float images are scaled linearly from their own minimum and
+    maximum to 0..255 (with a warning, as the scaling is image-dependent). The whole file is decoded,
+    so truncated files fail here rather than later in training.
+    """
+    try:
+        with _decoded(path) as image:
+            return _to_rgb(image, path)
+    except _BadImage as err:
+        raise ImageError(str(err), file=path) from err
+
+
+def verify_images(
+    paths: Sequence[str | os.PathLike[str]],
+    workers: int = 2,
+    *,
+    progress: bool | None = None,
+) -> list[tuple[str, str]]:
+    """Fully decode every file and return ``(path, reason)`` for each one that fails, in input order.
+
+    Decoding runs on `workers` threads (Pillow releases the GIL while decoding). A progress bar is
+    shown for more than a few hundred files unless `progress` says otherwise.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    show = len(paths) > _PROGRESS_THRESHOLD if progress is None else progress
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(
+            tqdm(pool.map(_problem, paths), total=len(paths), desc="verifying images", unit="img", disable=not show)
+        )
+    bad = [(str(path), reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
+    if bad:
+        logger.warning("%d of %d image(s) cannot be decoded, e.g. %s: %s", len(bad), len(paths), *bad[0])
+    return bad
+
+
+def _problem(path: str | os.PathLike[str]) -> str | None:
+    """The reason `path` cannot be decoded, or None when it decodes."""
+    try:
+        with _decoded(path):
+            return None
+    except _BadImage as err:
+        return str(err)
+
+
+@contextmanager
+def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
+    """Open and fully decode an image, closing the file afterwards; failures raise `_BadImage`."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise _BadImage("file does not exist; expected an image file at this path") from None
+    except OSError as err:
+        raise _BadImage(f"file cannot be read ({err.strerror or err}); expected a readable image file") from err
+    if path.is_dir():
+        raise _BadImage("is a folder; expected an image file")
+    if size == 0:
+        raise _BadImage("file is empty (0 bytes); expected image data (was a download interrupted?)")
+    try:
+        image = Image.open(path)
+    except UnidentifiedImageError:
+        raise _BadImage("is not an image Pillow can read; expected a PNG, JPEG or other image file") from None
+    except Image.DecompressionBombError as err:
+        raise _BadImage(f"is too large to decode safely ({err})") from err
+    except OSError as err:
+        raise _BadImage(f"cannot be opened ({err}); expected a readable image file") from err
+    with image:
+        try:
+            image.load()
+        except Exception as err:  # decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
+            raise _BadImage(
+                f"is truncated or corrupt ({type(err).__name__}: {err}); "
+                f"expected a complete {image.format or 'image'} file"
+            ) from err
+        yield image
+
+
+def _to_rgb(image: Image.Image, path: str | os.PathLike[str]) -> np.ndarray:
+    mode = image.mode
+    if mode in _HIGH_DEPTH_MODES:
+        gray = _scaled_to_uint8(np.asarray(image), mode, path)
+    elif mode in ("L", "1"):
+        gray = np.asarray(image.convert("L") if mode == "1" else image, dtype=np.uint8)
+    elif mode in ("LA", "La"):
+        gray = np.asarray(image.convert("L"), dtype=np.uint8)
+    elif mode == "RGB":
+        return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    elif mode == "P" and "transparency" in image.info:
+        return np.asarray(image.convert("RGBA").convert("RGB"), dtype=np.uint8)
+    else:  # RGBA, RGBa, PA, P, CMYK, YCbCr, LAB, HSV: Pillow drops alpha / converts the colour space
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+
+
+def _scaled_to_uint8(values: np.ndarray, mode: str, path: str | os.PathLike[str]) -> np.ndarray:
+    """Scale a high-bit-depth grayscale array linearly from [min, max] to [0, 255]."""
+    values = values.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    logger.warning(
+        "%s: %s image (values %g..%g) scaled to 8-bit from its own range", path, mode, low, high
+    )
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)

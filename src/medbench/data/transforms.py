@@ -1,0 +1,89 @@
+"""Deterministic image transformations named as in benchmark names (``sharp21``, ``clahe``, …).
+
+Each works on an 8-bit image (H, W) or (H, W, 3) and returns one of the same shape and dtype,
+applied in the order the benchmark declares them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import cv2
+import numpy as np
+
+from medbench.errors import BenchmarkNameError
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+def unsharp_mask(image: np.ndarray, radius: int, amount: int) -> np.ndarray:
+    """Sharpen: image + amount * (image - gaussian(image, sigma=radius)); radius 0 is the identity."""
+    if radius == 0 or amount == 0:
+        return image
+    blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=float(radius))
+    sharpened = cv2.addWeighted(image.astype(np.float32), 1.0 + amount, blurred.astype(np.float32), -float(amount), 0)
+    return np.clip(sharpened, 0, 255).astype(np.uint8)
+
+
+def _per_channel(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    if image.ndim == 2:
+        return fn(image)
+    return np.stack([fn(np.ascontiguousarray(image[..., c])) for c in range(image.shape[-1])], axis=-1)
+
+
+def histogram_equalization(image: np.ndarray) -> np.ndarray:
+    return _per_channel(image, cv2.equalizeHist)
+
+
+def clahe(image: np.ndarray, clip_limit: float = 2.0) -> np.ndarray:
+    return _per_channel(image, cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(8, 8)).apply)
+
+
+def gaussian_blur(image: np.ndarray, sigma: int) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma))
+
+
+def median_filter(image: np.ndarray, size: int) -> np.ndarray:
+    return cv2.medianBlur(image, size if size % 2 else size + 1)
+
+
+def intensity_window(image: np.ndarray, center: int, width: int) -> np.ndarray:
+    """Map [center - width/2, center + width/2] of the 8-bit range linearly onto 0..255."""
+    low = center - width / 2
+    scaled = (image.astype(np.float32) - low) * (255.0 / width)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+_PARSERS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Transform]], ...] = (
+    (re.compile(r"sharp(\d)(\d)"), lambda m: partial(unsharp_mask, radius=int(m[1]), amount=int(m[2]))),
+    (re.compile(r"histeq"), lambda m: histogram_equalization),
+    (re.compile(r"clahe(\d*)"), lambda m: partial(clahe, clip_limit=float(m[1]) if m[1] else 2.0)),
+    (re.compile(r"blur(\d+)"), lambda m: partial(gaussian_blur, sigma=int(m[1]))),
+    (re.compile(r"median(\d+)"), lambda m: partial(median_filter, size=int(m[1]))),
+    (re.compile(r"window(\d+)w(\d+)"), lambda m: partial(intensity_window, center=int(m[1]), width=int(m[2]))),
+)
+
+
+def parse_transform(token: str) -> Transform:
+    """The transformation a benchmark token names."""
+    for pattern, build in _PARSERS:
+        match = pattern.fullmatch(token)
+        if match:
+            return build(match)
+    raise BenchmarkNameError(
+        f"transformation {token!r}: expected sharpRA, histeq, clahe[N], blurN, medianN or windowCwW"
+    )
+
+
+def compose(tokens: Sequence[str]) -> Transform:
+    """All named transformations, applied in the declared order."""
+    steps = [parse_transform(token) for token in tokens]
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        for step in steps:
+            image = step(image)
+        return image
+
+    return apply

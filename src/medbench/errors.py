@@ -1,0 +1,47 @@
+"""Errors medbench raises for bad input: each names the file, row, column or token at fault."""
+
+from __future__ import annotations
+
+
+class MedbenchError(Exception):
+    """Base class for every error medbench raises on purpose."""
+
+
+class BenchmarkNameError(MedbenchError, ValueError):
+    """A benchmark name or field that does not fit the name scheme."""
+
+
+class DatasetError(MedbenchError, ValueError):
+    """A label file or dataset folder that cannot be read as declared.
+
+    The message names the file and, where it applies, the row (1-based, header = row 1) and column.
+    """
+
+    def __init__(self, message: str, *, file: object = None, row: int | None = None, column: str | None = None):
+        where = []
+        if file is not None:
+            where.append(str(file))
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.file = file
+        self.row = row
+        self.column = column
+
+
+class ImageError(DatasetError):
+    """An image file that is missing, unreadable or not an image."""
+
+
+class LabelPolicyError(MedbenchError, ValueError):
+    """Labels that a policy cannot be applied to (e.g. a class with no positives for class weights)."""
+
+
+class WeightsNotFoundError(MedbenchError, FileNotFoundError):
+    """Pretrained weights were asked for but the local file is missing (there is no download at run time)."""
+
+
+class ConfigError(MedbenchError, ValueError):
+    """A batch file, environment variable or option that is malformed."""

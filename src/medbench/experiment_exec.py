@@ -1,0 +1,189 @@
+"""Batch runner: expand a YAML or CSV batch into experiments, run a shard of them, record failures.
+
+YAML batch::
+
+    architectures: [2D.SmallCNN]          # default for entries that name none
+    options: {max_train_samples: 500}     # ExperimentOptions for every entry
+    benchmarks:                            # names or field dicts
+      - demo_BCE_E2_B16_C0_N5_D64_DS8020_1LR3_LF5_Adam
+      - {dataset: demo, loss: WBCE, epochs: 2, n_classes: 5, image_size: 64}
+    grid:                                  # product of variations over a base benchmark
+      base: {dataset: demo, epochs: 2, n_classes: 5, image_size: 64}
+      vary: {loss: [BCE, WBCE], batch_size: [16, 32]}
+
+CSV batch: one row per experiment with a `benchmark` column (a name) and an optional `architecture`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm.auto import tqdm
+
+from medbench.architectures.registry import get_architecture
+from medbench.benchmark import Benchmark
+from medbench.benchmarks import grid
+from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError
+from medbench.settings import Settings
+from medbench.tracking.logs import FAILED_LOG, ExperimentLog
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ARCHITECTURE = "2D.SmallCNN"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One experiment of a batch: a benchmark, an architecture and its options."""
+
+    benchmark: Benchmark
+    architecture: str
+    options: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{get_architecture(self.architecture).name}_{self.benchmark.name}"
+
+
+def _benchmark(value: Any, where: str) -> Benchmark:
+    try:
+        if isinstance(value, str):
+            return Benchmark.from_name(value)
+        if isinstance(value, dict):
+            return Benchmark.from_dict(value) if "name" not in value else Benchmark.from_name(value["name"])
+    except (BenchmarkNameError, TypeError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+    raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {value!r}")
+
+
+def _architectures(value: Any, where: str) -> list[str]:
+    names = [value] if isinstance(value, str) else list(value or [DEFAULT_ARCHITECTURE])
+    for name in names:
+        try:
+            get_architecture(name)
+        except MedbenchError as error:
+            raise ConfigError(f"{where}: {error}") from None
+    return names
+
+
+def load_batch(path: str | Path) -> list[BatchItem]:
+    """Expand a batch file into its experiments, in file order; errors name the file and entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: batch file not found")
+    if path.suffix.lower() == ".csv":
+        items = _load_csv_batch(path)
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        items = _load_yaml_batch(path)
+    else:
+        raise ConfigError(f"{path}: expected a .yaml/.yml or .csv batch file")
+    if not items:
+        raise ConfigError(f"{path}: the batch holds no experiments (an empty file, or grids that expand to nothing)")
+    return items
+
+
+def _load_yaml_batch(path: Path) -> list[BatchItem]:
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if spec is None:
+        return []
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'benchmarks' and/or 'grid', got {type(spec).__name__}")
+    unknown = set(spec) - {"architectures", "options", "benchmarks", "grid"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected architectures, options, benchmarks, grid")
+    architectures = _architectures(spec.get("architectures"), f"{path}: architectures")
+    options = spec.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{path}: options: expected a mapping of ExperimentOptions fields")
+    benchmarks = [_benchmark(entry, f"{path}: benchmarks[{i}]") for i, entry in enumerate(spec.get("benchmarks") or [])]
+    grids = spec.get("grid") or []
+    for index, entry in enumerate(grids if isinstance(grids, list) else [grids]):
+        where = f"{path}: grid[{index}]"
+        if not isinstance(entry, dict) or "base" not in entry:
+            raise ConfigError(f"{where}: expected a mapping with 'base' (benchmark) and 'vary' (field: [values])")
+        vary = entry.get("vary") or {}
+        if not isinstance(vary, dict) or not all(isinstance(v, list) for v in vary.values()):
+            raise ConfigError(f"{where}: vary: expected a mapping of field name to a list of values")
+        try:
+            benchmarks += grid(_benchmark(entry["base"], f"{where}: base"), **vary)
+        except (BenchmarkNameError, TypeError) as error:
+            raise ConfigError(f"{where}: {error}") from None
+    return [BatchItem(b, arch, dict(options)) for b in benchmarks for arch in architectures]
+
+
+def _load_csv_batch(path: Path) -> list[BatchItem]:
+    with path.open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+        header = rows[0].keys() if rows else []
+    if rows and "benchmark" not in header:
+        raise ConfigError(f"{path}: missing column 'benchmark' (found {list(header)}); expected benchmark[,architecture]")
+    items = []
+    for number, row in enumerate(rows, start=2):
+        where = f"{path}: row {number}"
+        architecture = _architectures((row.get("architecture") or "").strip() or None, where)[0]
+        items.append(BatchItem(_benchmark((row.get("benchmark") or "").strip(), f"{where}, column 'benchmark'"), architecture, {}))
+    return items
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' → (i, n) with 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--shard {text!r}: expected 0 <= i < n (shards are numbered from 0)")
+    return index, count
+
+
+def shard(items: Sequence[BatchItem], index: int, count: int) -> list[BatchItem]:
+    """The deterministic share of shard `index` of `count`: every count-th item from `index`."""
+    return list(items[index::count])
+
+
+def run_batch(
+    items: Sequence[BatchItem], settings: Settings | None = None, *, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run each experiment; a failure is logged to the failed-experiment log and the batch goes on."""
+    from medbench.experiment import Experiment, ExperimentOptions
+
+    settings = settings or Settings.from_env()
+    results = []
+    for item in tqdm(items, desc="experiments", unit="exp", disable=not progress):
+        try:
+            experiment = Experiment(item.benchmark, item.architecture, ExperimentOptions.from_dict(item.options), settings)
+        except MedbenchError as error:
+            results.append(_record_failure(item, None, error, settings))
+            continue
+        try:
+            results.append(experiment.run())
+        except Exception as error:  # noqa: BLE001 — one failing experiment must not stop the batch
+            results.append(_record_failure(item, experiment.run_id, error, settings))
+    return results
+
+
+def _record_failure(item: BatchItem, run_id: str | None, error: Exception, settings: Settings) -> dict[str, Any]:
+    logger.error("experiment %s failed: %s", item.name, error)
+    entry = {
+        "id": run_id or f"failed-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}",
+        "name": item.name,
+        "status": "failed",
+        "benchmark": item.benchmark.to_dict(),
+        "architecture": item.architecture,
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": traceback.format_exception(error)[-5:],
+        "time": datetime.now(timezone.utc).isoformat(),
+    }
+    ExperimentLog(settings.logs_dir / FAILED_LOG).append(entry)
+    return entry

@@ -1,0 +1,143 @@
+"""The JSON experiment logs in `logs/`: atomic, locked writes that many processes can share.
+
+Each log file is a JSON list of entries (dicts with an "id"). Every change holds the file's lock,
+writes a temporary file beside it, fsyncs and renames it over the old one, so a reader (or a
+process killed mid-write) only ever sees a complete old or a complete new file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from filelock import FileLock
+
+from medbench.errors import MedbenchError
+
+logger = logging.getLogger(__name__)
+
+UNVALIDATED_LOG = "unvalidated-experiment-log.json"
+VALIDATED_LOG = "experiment-log.json"
+REEVALUATION_LOG = "reevaluation_experiments.json"
+EPOCH_REEVALUATION_LOG = "epoch_reevaluation_experiments.json"
+FAILED_LOG = "failed-experiment-log.json"
+LOCK_TIMEOUT_S = 120.0
+
+
+class LogCorruptError(MedbenchError):
+    """A log file that is not a JSON list of entries."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` so that a crash leaves either the old or the new file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2, allow_nan=False)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+class ExperimentLog:
+    """One JSON log file: a list of entries, each with a unique "id"."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
+
+    def read(self) -> list[dict[str, Any]]:
+        """All entries (an absent file is an empty log)."""
+        if not self.path.exists():
+            return []
+        try:
+            entries = json.loads(self.path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise LogCorruptError(f"{self.path}: not valid JSON ({error}); expected a list of experiment entries") from None
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+            raise LogCorruptError(f"{self.path}: expected a JSON list of experiment entries (objects)")
+        return entries
+
+    @contextmanager
+    def editing(self) -> Iterator[list[dict[str, Any]]]:
+        """Hold the lock, yield the entries for changing in place, then write them back atomically."""
+        with self.lock:
+            entries = self.read()
+            yield entries
+            write_json_atomic(self.path, entries)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        if "id" not in entry:
+            raise ValueError("a log entry needs an 'id'")
+        with self.editing() as entries:
+            entries.append(entry)
+
+    def upsert(self, entry: dict[str, Any], key: Callable[[dict[str, Any]], Any] = lambda e: e["id"]) -> None:
+        """Replace the entry with the same key, or append it."""
+        with self.editing() as entries:
+            wanted = key(entry)
+            entries[:] = [existing for existing in entries if key(existing) != wanted]
+            entries.append(entry)
+
+    def ids(self) -> set[str]:
+        return {entry["id"] for entry in self.read() if "id" in entry}
+
+
+def validate_entries(logs_dir: str | Path, ids: Iterable[str] | None = None) -> list[str]:
+    """Move entries from the unvalidated log to the validated one; returns the ids moved.
+
+    The validated log is written first, then the entries leave the unvalidated log, both under
+    their locks (always taken in the same order), so a crash in between leaves an entry in both
+    logs, never in neither.
+    """
+    logs_dir = Path(logs_dir)
+    source = ExperimentLog(logs_dir / UNVALIDATED_LOG)
+    target = ExperimentLog(logs_dir / VALIDATED_LOG)
+    wanted = set(ids) if ids is not None else None
+    with source.lock, target.lock:
+        pending = source.read()
+        moving = [entry for entry in pending if wanted is None or entry.get("id") in wanted]
+        if not moving:
+            return []
+        validated = target.read()
+        known = {entry.get("id") for entry in validated}
+        write_json_atomic(target.path, validated + [entry for entry in moving if entry.get("id") not in known])
+        moved = {entry.get("id") for entry in moving}
+        write_json_atomic(source.path, [entry for entry in pending if entry.get("id") not in moved])
+    logger.info("validated %d experiment(s)", len(moving))
+    return [entry["id"] for entry in moving]
+
+
+def all_entries(logs_dir: str | Path) -> list[dict[str, Any]]:
+    """Validated and unvalidated entries, each id once (the validated copy wins)."""
+    logs_dir = Path(logs_dir)
+    seen: dict[str, dict[str, Any]] = {}
+    for name in (UNVALIDATED_LOG, VALIDATED_LOG):
+        for entry in ExperimentLog(logs_dir / name).read():
+            seen[entry["id"]] = entry
+    return list(seen.values())

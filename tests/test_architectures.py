@@ -1,0 +1,327 @@
+"""Architecture registry, classifier head, SimpleBaseArchitecture and local-only ImageNet weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from keras.src.legacy.saving import legacy_h5_format
+from keras.src.utils import file_utils
+
+from medbench.architectures.base import SimpleBaseArchitecture
+from medbench.architectures.head import classifier_head
+from medbench.architectures.registry import (
+    ARCHITECTURES,
+    ArchitectureInfo,
+    SmallCNNBuilder,
+    architecture_names,
+    get_architecture,
+    register_architecture,
+)
+from medbench.architectures.standardize import STANDARDIZE_MODES
+from medbench.architectures.vanilla import SmallCNN
+from medbench.architectures.weights import expected_weights_path, resolve_weights
+from medbench.errors import ConfigError, WeightsNotFoundError
+
+REQUIRED = {
+    # key: (input size, standardize mode, Keras notop file name)
+    "2D.DenseNet121": (224, "torch", "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.DenseNet169": (224, "torch", "densenet169_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.ResNet50V2": (224, "tf", "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.ResNet152V2": (224, "tf", "resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.ResNet50": (224, "caffe", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.InceptionV3": (299, "tf", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.InceptionResNetV2": (
+        299,
+        "tf",
+        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    "2D.Xception": (299, "tf", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "2D.EfficientNetB0": (224, "none", "efficientnetb0_notop.h5"),
+    "2D.MobileNetV2": (
+        224,
+        "tf",
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    ),
+    "2D.SmallCNN": (64, "unit", None),
+}
+FAST = {"2D.DenseNet121", "2D.SmallCNN", "2D.MobileNetV2"}
+
+
+def _small_size(info: ArchitectureInfo) -> int:
+    return max(32, info.min_input_size)
+
+
+def _images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, size, size, channels)).astype("float32")
+
+
+def _save_like_keras_applications(model: keras.Model, path: Path) -> None:
+    """Write `model`'s weights as Keras' ImageNet files are: legacy HDF5, loaded by layer order."""
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+
+
+@pytest.fixture
+def no_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything asks Keras to fetch a file."""
+
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise AssertionError(f"Keras was asked to download: {args} {kwargs}")
+
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+
+
+# registry
+
+
+def test_required_entries_and_their_metadata() -> None:
+    for key, (size, mode, weights_file) in REQUIRED.items():
+        info = get_architecture(key)
+        assert info.key == key
+        assert info.input_size == (size, size)
+        assert info.input_shape == (size, size, 3)
+        assert info.standardize == mode
+        assert info.weights_file == weights_file
+
+
+def test_every_entry_is_consistent() -> None:
+    assert architecture_names() == tuple(ARCHITECTURES)
+    for key, info in ARCHITECTURES.items():
+        assert key == info.key and key.startswith("2D.")
+        assert info.standardize in STANDARDIZE_MODES
+        assert info.min_input_size <= min(info.input_size)
+        if info.weights_file is not None:
+            assert info.weights_url is not None and info.weights_url.endswith("/" + info.weights_file)
+
+
+@pytest.mark.parametrize(
+    "alias", ["2D.DenseNet121", "densenet121", "DENSENET121", "2d.densenet121", " DenseNet121 "]
+)
+def test_lookup_is_case_insensitive_and_prefix_optional(alias: str) -> None:
+    assert get_architecture(alias).key == "2D.DenseNet121"
+
+
+def test_unknown_architecture_lists_keys() -> None:
+    with pytest.raises(ConfigError) as error:
+        get_architecture("2D.DenseNet122")
+    message = str(error.value)
+    assert "'2D.DenseNet122'" in message
+    for key in REQUIRED:
+        assert key in message
+
+
+def test_register_refuses_duplicates() -> None:
+    with pytest.raises(ConfigError, match="already registered"):
+        register_architecture(ArchitectureInfo("2d.smallcnn", SmallCNNBuilder(), (64, 64), "unit"))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [pytest.param(key, marks=() if key in FAST else pytest.mark.slow) for key in ARCHITECTURES],
+)
+def test_every_entry_builds_at_small_size(key: str) -> None:
+    info = get_architecture(key)
+    size = _small_size(info)
+    model = SimpleBaseArchitecture(key, 5, input_shape=(size, size))
+    assert model.input_shape == (None, size, size, 3)
+    output = model(_images(2, size), training=False)
+    assert tuple(output.shape) == (2, 5)
+
+
+# SmallCNN
+
+
+def test_small_cnn_is_small_and_size_agnostic() -> None:
+    backbone = SmallCNN((None, None, 3))
+    assert 80_000 <= backbone.count_params() <= 120_000
+    for height, width in [(32, 32), (128, 96)]:
+        features = backbone(np.zeros((1, height, width, 3), "float32"))
+        assert tuple(features.shape) == (1, height // 16, width // 16, 128)
+
+
+def test_small_cnn_default_input_and_grayscale() -> None:
+    model = SimpleBaseArchitecture("SmallCNN", 2)
+    assert model.input_shape == (None, 64, 64, 3)
+    gray = SimpleBaseArchitecture("SmallCNN", 2, input_shape=(48, 48, 1))
+    assert tuple(gray(_images(3, 48, channels=1)).shape) == (3, 2)
+
+
+def test_small_cnn_rejects_imagenet(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no ImageNet weights"):
+        SimpleBaseArchitecture("2D.SmallCNN", 2, weights="imagenet", weights_dir=tmp_path)
+    with pytest.raises(ConfigError, match="no ImageNet weights"):
+        SmallCNN((32, 32, 3), weights="imagenet")
+
+
+def test_input_smaller_than_the_architecture_allows() -> None:
+    with pytest.raises(ConfigError, match="at least 75 px"):
+        SimpleBaseArchitecture("2D.InceptionV3", 2, input_shape=(64, 64))
+    with pytest.raises(ConfigError, match="at least 32 px"):
+        SimpleBaseArchitecture("2D.SmallCNN", 2, input_shape=(16, 16))
+    with pytest.raises(ConfigError, match="expected"):
+        SimpleBaseArchitecture("2D.SmallCNN", 2, input_shape=(64,))
+
+
+# head
+
+
+def test_head_sigmoid_vs_softmax() -> None:
+    images = _images(4, 32, seed=1)
+    sigmoid = SimpleBaseArchitecture("SmallCNN", 3, input_shape=(32, 32), activation="sigmoid")
+    softmax = SimpleBaseArchitecture("SmallCNN", 3, input_shape=(32, 32), activation="softmax")
+    assert sigmoid.get_layer("predictions").activation is keras.activations.sigmoid
+    assert softmax.get_layer("predictions").activation is keras.activations.softmax
+    probabilities = softmax(images).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    scores = sigmoid(images).numpy()
+    assert ((scores > 0) & (scores < 1)).all()
+
+
+def test_head_fcl_block() -> None:
+    plain = SimpleBaseArchitecture("SmallCNN", 3, input_shape=(32, 32))
+    with_fcl = SimpleBaseArchitecture("SmallCNN", 3, input_shape=(32, 32), fcl=True, dropout=0.5)
+    plain_names = [layer.name for layer in plain.layers]
+    assert "head_dense" not in plain_names and "head_dropout" not in plain_names
+    assert with_fcl.get_layer("head_dense").units == 512
+    assert with_fcl.get_layer("head_dropout").rate == 0.5
+    assert with_fcl.get_layer("predictions").output.shape == (None, 3)
+
+
+def test_head_metadata_input() -> None:
+    model = SimpleBaseArchitecture("SmallCNN", 4, input_shape=(32, 32), n_metadata=6, fcl=True)
+    assert [tensor.name for tensor in model.inputs] == ["image", "metadata"]
+    assert model.get_layer("metadata_dense").units == 32
+    images, metadata = _images(3, 32), np.random.default_rng(2).normal(size=(3, 6)).astype("float32")
+    by_position = model([images, metadata]).numpy()
+    by_name = model({"image": images, "metadata": metadata}).numpy()
+    assert by_position.shape == (3, 4)
+    np.testing.assert_allclose(by_position, by_name, rtol=1e-6)
+
+
+def test_head_on_vector_features_and_bad_options() -> None:
+    features = keras.Input(shape=(10,))
+    assert classifier_head(features, 2).shape == (None, 2)
+    with pytest.raises(ConfigError, match="activation"):
+        classifier_head(features, 2, activation="tanh")
+    with pytest.raises(ConfigError, match="n_classes"):
+        classifier_head(features, 0)
+    with pytest.raises(ConfigError, match="dropout"):
+        classifier_head(features, 2, dropout=1.0)
+
+
+def test_output_is_float32_under_mixed_precision() -> None:
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = SimpleBaseArchitecture("SmallCNN", 2, input_shape=(32, 32), fcl=True)
+        assert model.get_layer("logits").compute_dtype == "float16"
+        assert model(_images(1, 32)).dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_backbone_is_nested_and_model_round_trips(tmp_path: Path) -> None:
+    model = SimpleBaseArchitecture("SmallCNN", 2, input_shape=(32, 32), n_metadata=2, name="cxr")
+    assert model.name == "cxr"
+    assert isinstance(model.get_layer("backbone"), keras.Model)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    inputs = [_images(2, 32), np.ones((2, 2), "float32")]
+    np.testing.assert_allclose(loaded(inputs).numpy(), model(inputs).numpy(), rtol=1e-6)
+
+
+# weights
+
+
+def test_missing_imagenet_file_names_file_folder_and_env(tmp_path: Path, no_download: None) -> None:
+    with pytest.raises(WeightsNotFoundError) as error:
+        SimpleBaseArchitecture("2D.DenseNet121", 2, weights="imagenet", weights_dir=tmp_path)
+    message = str(error.value)
+    assert "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert str(tmp_path) in message
+    assert "MEDBENCH_WEIGHTS_DIR" in message
+
+
+def test_imagenet_folder_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_download: None
+) -> None:
+    folder = tmp_path / "weights"
+    monkeypatch.setenv("MEDBENCH_WEIGHTS_DIR", str(folder))
+    info = get_architecture("MobileNetV2")
+    assert expected_weights_path(info) == folder / info.weights_file
+    with pytest.raises(WeightsNotFoundError, match=str(folder)):
+        resolve_weights(info, "imagenet")
+
+
+def test_imagenet_weights_load_from_local_file(tmp_path: Path, no_download: None) -> None:
+    info = get_architecture("2D.MobileNetV2")
+    source = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / info.weights_file
+    _save_like_keras_applications(source, path)
+
+    model = SimpleBaseArchitecture(
+        "2D.MobileNetV2", 3, input_shape=(32, 32), weights="imagenet", weights_dir=tmp_path
+    )
+    loaded = model.get_layer("backbone").get_weights()
+    expected = source.get_weights()
+    assert len(loaded) == len(expected)
+    for got, want in zip(loaded, expected):
+        np.testing.assert_array_equal(got, want)
+
+    # the very same file is what keras.applications itself loads from a path
+    reference = keras.applications.MobileNetV2(include_top=False, weights=str(path), input_shape=(32, 32, 3))
+    for got, want in zip(reference.get_weights(), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_efficientnet_imagenet_matches_keras(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = get_architecture("EfficientNetB0")
+    source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
+    normalization = next(layer for layer in source.layers if isinstance(layer, keras.layers.Normalization))
+    normalization.adapt_mean.assign([0.485, 0.456, 0.406])
+    normalization.adapt_variance.assign([0.229, 0.224, 0.225])  # Keras' file stores std here
+    path = tmp_path / info.weights_file
+    _save_like_keras_applications(source, path)
+
+    monkeypatch.setattr(file_utils, "get_file", lambda fname, *args, **kwargs: str(tmp_path / fname))
+    reference = keras.applications.EfficientNetB0(
+        include_top=False, weights="imagenet", input_shape=(32, 32, 3)
+    )
+    ours = info.builder((32, 32, 3), weights=path, imagenet=True)
+    images = np.random.default_rng(3).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+
+    def stem(model: keras.Model) -> np.ndarray:
+        # random deep features are tiny; the stem convolution shows the input scaling clearly
+        return keras.Model(model.input, model.get_layer("stem_conv").output)(images).numpy()
+
+    expected_stem = stem(reference)
+    assert np.abs(expected_stem).max() > 0.5
+    np.testing.assert_allclose(stem(ours), expected_stem, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours(images).numpy(), reference(images).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_weights_from_path(tmp_path: Path) -> None:
+    backbone = SmallCNN((32, 32, 3), name="backbone")
+    path = tmp_path / "pretrained.weights.h5"
+    backbone.save_weights(path)
+    model = SimpleBaseArchitecture("SmallCNN", 2, input_shape=(32, 32), weights=str(path))
+    for got, want in zip(model.get_layer("backbone").get_weights(), backbone.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_bad_weights_paths(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFoundError, match="missing.h5"):
+        SimpleBaseArchitecture("SmallCNN", 2, input_shape=(32, 32), weights=tmp_path / "missing.h5")
+    with pytest.raises(ConfigError, match="expected None, 'imagenet'"):
+        SimpleBaseArchitecture("SmallCNN", 2, input_shape=(32, 32), weights="imagenet21k")
+    other = tmp_path / "other.h5"
+    _save_like_keras_applications(SmallCNN((32, 32, 3), filters=(8, 8)), other)
+    with pytest.raises(ConfigError, match="does not fit"):
+        SimpleBaseArchitecture("SmallCNN", 2, input_shape=(32, 32), weights=other)
