@@ -49,6 +49,9 @@ REQUIRED = {
     "2D.SmallCNN": (64, "unit", None),
 }
 FAST = {"2D.DenseNet121", "2D.SmallCNN", "2D.MobileNetV2"}
+# EfficientNetB1-B6 share B0's and B7's builder and differ only in Keras' width/depth factors;
+# building them too would add ~11 s, so the smallest and largest stand for the family.
+SAME_AS_B0_AND_B7 = {f"2D.EfficientNetB{variant}" for variant in range(1, 7)}
 
 
 def _small_size(info: ArchitectureInfo) -> int:
@@ -121,7 +124,11 @@ def test_register_refuses_duplicates() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    [pytest.param(key, marks=() if key in FAST else pytest.mark.slow) for key in ARCHITECTURES],
+    [
+        pytest.param(key, marks=() if key in FAST else pytest.mark.slow)
+        for key in ARCHITECTURES
+        if key not in SAME_AS_B0_AND_B7
+    ],
 )
 def test_every_entry_builds_at_small_size(key: str) -> None:
     info = get_architecture(key)
@@ -130,6 +137,13 @@ def test_every_entry_builds_at_small_size(key: str) -> None:
     assert model.input_shape == (None, size, size, 3)
     output = model(_images(2, size), training=False)
     assert tuple(output.shape) == (2, 5)
+
+
+def test_efficientnet_family_uses_the_matching_keras_model() -> None:
+    for key in SAME_AS_B0_AND_B7:
+        info = get_architecture(key)
+        assert info.builder.factory is getattr(keras.applications, info.name)
+        assert info.weights_file == f"{info.name.lower()}_notop.h5"
 
 
 # SmallCNN

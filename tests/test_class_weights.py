@@ -170,7 +170,8 @@ def test_class_weights_round_trip_and_are_read_only() -> None:
     weights = compute_class_weights(_labels(), CLASSES, l1_normed=True)
     data = json.loads(json.dumps(weights.to_dict()))
     assert list(data["per_class"]) == CLASSES
-    assert data["per_class"]["Edema"] == {"positive": weights.positive[1], "negative": weights.negative[1], "n_pos": 3, "n_neg": 3}
+    edema = {"positive": weights.positive[1], "negative": weights.negative[1], "n_pos": 3, "n_neg": 3}
+    assert data["per_class"]["Edema"] == edema
     assert ClassWeights.from_dict(data) == weights
     with pytest.raises(ValueError):
         weights.positive[0] = 5.0

@@ -86,6 +86,13 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from medbench.demo import run_demo
+
+    print(run_demo(_settings()))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from medbench.benchmark import Benchmark
 
@@ -143,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--patients", type=int, default=200, help="training patients")
     demo.add_argument("--valid-patients", type=int, default=40)
     demo.set_defaults(func=cmd_demo_data)
+
+    demo_job = commands.add_parser("demo", help="the demo job: demo data, a small batch, re-evaluation, leaderboard")
+    demo_job.set_defaults(func=cmd_demo)
 
     inspect = commands.add_parser("inspect", help="parse a benchmark name and print its fields")
     inspect.add_argument("name")

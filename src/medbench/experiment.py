@@ -418,7 +418,7 @@ class Experiment:
         epoch_end = _EpochEnd(self, data, eval_config)
         train_data = training_dataset(data.train.paths, data.train.targets, self.pipeline_config(training=True))
         try:
-            model.fit(train_data, epochs=self.benchmark.epochs, callbacks=self.callbacks(epoch_end), verbose=0)
+            model.fit(train_data, epochs=self.benchmark.epochs, callbacks=self.callbacks(epoch_end), shuffle=False, verbose=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
             raise _image_failure(data.train.paths, error) from None
         trained = time.time()

@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHESTXRAY14_CLASSES",
+    "CHESTXRAY14_COLUMNS",
     "CHEXPERT_CLASSES",
     "CHEXPERT_COMPETITION_CLASSES",
+    "CHEXPERT_METADATA_COLUMNS",
     "CHEXPERT_PATHOLOGIES",
     "FORMATS",
     "IMAGE_EXTENSIONS",
@@ -96,12 +98,12 @@ CHESTXRAY14_CLASSES: tuple[str, ...] = (
 FORMATS: tuple[str, ...] = ("chexpert", "chestxray14", "onehot", "csv", "folder")
 """Label-file formats a `DatasetSpec` can declare."""
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-)
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 """File suffixes (lower case) that class-per-folder datasets treat as images."""
 
 CHEXPERT_METADATA_COLUMNS: tuple[str, ...] = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
+"""The columns of a CheXpert label file before the 14 class columns."""
+
 CHESTXRAY14_COLUMNS: tuple[str, ...] = (
     "Image Index",
     "Finding Labels",
@@ -110,6 +112,7 @@ CHESTXRAY14_COLUMNS: tuple[str, ...] = (
     "Patient Gender",
     "View Position",
 )
+"""The columns of NIH's label file that the ChestX-ray14 loader reads."""
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NO_FINDING = "No Finding"
@@ -196,9 +199,13 @@ class DatasetSpec:
                 raise DatasetError(f"{where}: label set {n} must hold {n} distinct classes, got {list(names)}")
             unknown = [name for name in names if name not in self.classes]
             if unknown:
-                raise DatasetError(f"{where}: label set {n} names unknown classes {unknown}; expected names from {list(self.classes)}")
+                raise DatasetError(
+                    f"{where}: label set {n} names unknown classes {unknown}; expected names from {list(self.classes)}"
+                )
         if full not in sets:
-            raise DatasetError(f"{where}: label_sets must include the full set ({full} classes); got sizes {sorted(sets)}")
+            raise DatasetError(
+                f"{where}: label_sets must include the full set ({full} classes); got sizes {sorted(sets)}"
+            )
         return dict(sorted(sets.items()))
 
     def classes_for(self, n: int) -> tuple[str, ...]:
@@ -225,8 +232,7 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     known = _REGISTRY.get(spec.name)
     if known is not None and known != spec and not replace:
         raise DatasetError(
-            f"dataset {spec.name!r} is already registered with a different spec; "
-            "pass replace=True to override it"
+            f"dataset {spec.name!r} is already registered with a different spec; pass replace=True to override it"
         )
     _REGISTRY[spec.name] = spec
     return spec
@@ -237,9 +243,7 @@ def get_dataset(name: str) -> DatasetSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise DatasetError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -308,13 +312,18 @@ def read_chexpert_csv(
     sample_ids = _relative_paths(frame["Path"], csv_path, "Path", rows)
     patient_ids = sample_ids.str.extract(r"(?:^|/)(patient\d+)(?:/|$)", expand=False)
     _fail_where(
-        patient_ids.isna(), sample_ids, csv_path, "Path", rows,
+        patient_ids.isna(),
+        sample_ids,
+        csv_path,
+        "Path",
+        rows,
         "has no 'patientNNNNN' folder; expected a path like "
         "'CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg'",
     )
-    frontal = _frontal(_checked(frame, "Frontal/Lateral", ("Frontal", "Lateral"), csv_path, rows), ("Frontal",))
+    frontal = _checked(frame, "Frontal/Lateral", ("Frontal", "Lateral"), csv_path, rows) == "Frontal"
     _checked(frame, "AP/PA", ("", "AP", "PA", "LL", "RL"), csv_path, rows)
-    sex = _sex(_checked(frame, "Sex", ("Male", "Female", "Unknown", ""), csv_path, rows), {"Male": "Male", "Female": "Female"})
+    sexes = _checked(frame, "Sex", ("Male", "Female", "Unknown", ""), csv_path, rows)
+    sex = _sex(sexes, {"Male": "Male", "Female": "Female"})
     age = _ages(frame["Age"], csv_path, "Age", rows)
     labels = _labels(frame, classes, (1.0, 0.0, -1.0), _RAW_LABELS, csv_path, rows, blank_allowed=True)
     table = _label_table(sample_ids, root, patient_ids, frontal, labels, sex=sex, age=age)
@@ -348,7 +357,9 @@ def read_chestxray14_csv(
     if missing:
         raise DatasetError(
             f"missing column(s) {missing}; expected NIH's header with {list(CHESTXRAY14_COLUMNS)}, found {names}",
-            file=csv_path, row=1, column=missing[0],
+            file=csv_path,
+            row=1,
+            column=missing[0],
         )
     positions = {names.index(name): name for name in CHESTXRAY14_COLUMNS}
     frame = _read_csv(csv_path, header=False, skiprows=1, usecols=sorted(positions)).rename(columns=positions)
@@ -356,13 +367,20 @@ def read_chestxray14_csv(
 
     file_names = frame["Image Index"].str.strip()
     bad = (file_names == "") | file_names.str.contains(r"[/\\]", regex=True) | file_names.isin([".", ".."])
-    _fail_where(bad, file_names, csv_path, "Image Index", rows,
-                "is not a bare file name; expected a name like '00000001_000.png'")
+    _fail_where(
+        bad,
+        file_names,
+        csv_path,
+        "Image Index",
+        rows,
+        "is not a bare file name; expected a name like '00000001_000.png'",
+    )
     sample_ids = (prefix + file_names) if prefix else file_names
 
     labels = _chestxray14_findings(frame["Finding Labels"], csv_path, rows)
-    frontal = _frontal(_checked(frame, "View Position", ("PA", "AP", "LL", "RL"), csv_path, rows), ("PA", "AP"))
-    sex = _sex(_checked(frame, "Patient Gender", ("M", "F", ""), csv_path, rows), {"M": "Male", "F": "Female"})
+    frontal = _checked(frame, "View Position", ("PA", "AP", "LL", "RL"), csv_path, rows).isin(["PA", "AP"])
+    sexes = _checked(frame, "Patient Gender", ("M", "F", ""), csv_path, rows)
+    sex = _sex(sexes, {"M": "Male", "F": "Female"})
     age = _ages(frame["Patient Age"], csv_path, "Patient Age", rows, units=True)
     patient_ids = frame["Patient ID"].str.strip()
     _fail_where(patient_ids == "", patient_ids, csv_path, "Patient ID", rows, "is empty; expected a patient number")
@@ -464,7 +482,10 @@ def read_class_folders(
         classes = tuple(classes)
         unknown = [name for name in found if name not in classes]
         if unknown:
-            raise DatasetError(f"class folder(s) {unknown} are not classes of this dataset; expected folders among {list(classes)}", file=folder)
+            raise DatasetError(
+                f"class folder(s) {unknown} are not classes of this dataset; expected folders among {list(classes)}",
+                file=folder,
+            )
 
     sample_ids: list[str] = []
     label_index: list[int] = []
@@ -486,11 +507,14 @@ def read_class_folders(
                 label_index.append(index)
     if skipped:
         logger.warning("%s: skipped %d file(s) without an image suffix, e.g. %s", folder, len(skipped), skipped[:3])
-    empty = [name for index, name in enumerate(classes) if index not in set(label_index)]
+    used = set(label_index)
+    empty = [name for index, name in enumerate(classes) if index not in used]
     if empty:
         logger.warning("%s: no images for class(es) %s", folder, empty)
     if not sample_ids:
-        raise DatasetError(f"holds no images; expected files ending in {sorted(IMAGE_EXTENSIONS)} in class subfolders", file=folder)
+        raise DatasetError(
+            f"holds no images; expected files ending in {sorted(IMAGE_EXTENSIONS)} in class subfolders", file=folder
+        )
 
     labels = np.zeros((len(sample_ids), len(classes)), dtype=np.float64)
     labels[np.arange(len(sample_ids)), label_index] = 1.0
@@ -517,43 +541,63 @@ def load_dataset(
             f"{Path(data_dir)} (download it with download_dataset.sh or set MEDBENCH_DATA_DIR)",
             file=root,
         )
-    test: pd.DataFrame | None = None
-    if spec.format == "chexpert":
-        train = read_chexpert_csv(root / spec.train, root, classes=spec.classes, check_images=check_images)
-        if spec.test:
-            test = read_chexpert_csv(root / spec.test, root, classes=spec.classes, check_images=check_images)
-    elif spec.format == "chestxray14":
-        table = read_chestxray14_csv(root / spec.train, root / str(spec.image_dir), dataset_root=root, check_images=check_images)
-        unknown = [name for name in spec.classes if name not in CHESTXRAY14_CLASSES]
-        if unknown:
-            raise DatasetError(f"dataset {spec.name!r} declares classes {unknown} that ChestX-ray14 does not have; expected names from {list(CHESTXRAY14_CLASSES)}")
-        table = table[[*table.columns[: -len(CHESTXRAY14_CLASSES)], *spec.classes]]
-        train, test = _split_official_lists(table, root, spec)
-    elif spec.format in ("onehot", "csv"):
-        def read(name: str) -> pd.DataFrame:
-            if spec.format == "onehot":
-                return read_onehot_csv(
-                    root / name, root / str(spec.image_dir), spec.path_column or "image", spec.image_extension,
-                    dataset_root=root, classes=spec.classes, patient_column=spec.patient_column,
-                    patient_pattern=spec.patient_pattern, check_images=check_images,
-                )
-            return read_generic_csv(
-                root / name, root, str(spec.path_column), spec.classes, patient_column=spec.patient_column,
-                patient_pattern=spec.patient_pattern, check_images=check_images,
-            )
-
-        train = read(spec.train)
-        test = read(spec.test) if spec.test else None
+    if spec.format == "chestxray14":
+        train, test = _load_chestxray14(spec, root, check_images)
     else:
-        train = read_class_folders(root / spec.train, classes=spec.classes, dataset_root=root, patient_pattern=spec.patient_pattern)
-        if spec.test:
-            test = read_class_folders(root / spec.test, classes=spec.classes, dataset_root=root, patient_pattern=spec.patient_pattern)
+        train = _load_part(spec, root, spec.train, check_images)
+        test = _load_part(spec, root, spec.test, check_images) if spec.test else None
     if test is not None:
         _check_disjoint(train, test, root, spec)
     logger.info(
         "dataset %s: %d training rows, %s test rows", spec.name, len(train), "no" if test is None else len(test)
     )
     return train, test
+
+
+def _load_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One label file (or class folder) of a dataset in any format but ChestX-ray14."""
+    if spec.format == "chexpert":
+        return read_chexpert_csv(root / name, root, classes=spec.classes, check_images=check_images)
+    if spec.format == "onehot":
+        return read_onehot_csv(
+            root / name,
+            root / str(spec.image_dir),
+            spec.path_column or "image",
+            spec.image_extension,
+            dataset_root=root,
+            classes=spec.classes,
+            patient_column=spec.patient_column,
+            patient_pattern=spec.patient_pattern,
+            check_images=check_images,
+        )
+    if spec.format == "csv":
+        return read_generic_csv(
+            root / name,
+            root,
+            str(spec.path_column),
+            spec.classes,
+            patient_column=spec.patient_column,
+            patient_pattern=spec.patient_pattern,
+            check_images=check_images,
+        )
+    return read_class_folders(
+        root / name, classes=spec.classes, dataset_root=root, patient_pattern=spec.patient_pattern
+    )
+
+
+def _load_chestxray14(spec: DatasetSpec, root: Path, check_images: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """NIH's label file, class columns in the spec's order, split by the official lists when present."""
+    unknown = [name for name in spec.classes if name not in CHESTXRAY14_CLASSES]
+    if unknown:
+        raise DatasetError(
+            f"dataset {spec.name!r} declares classes {unknown} that ChestX-ray14 does not have; "
+            f"expected names from {list(CHESTXRAY14_CLASSES)}"
+        )
+    table = read_chestxray14_csv(
+        root / spec.train, root / str(spec.image_dir), dataset_root=root, check_images=check_images
+    )
+    table = table[[*table.columns[: -len(CHESTXRAY14_CLASSES)], *spec.classes]]
+    return _split_official_lists(table, root, spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -579,7 +623,9 @@ def _read_csv(path: Path, *, header: bool = True, **options: object) -> pd.DataF
     except pd.errors.EmptyDataError:
         raise DatasetError("file is empty; expected a header row and one row per image", file=path) from None
     except pd.errors.ParserError as err:
-        raise DatasetError(f"is not a well-formed CSV file ({err}); expected the same number of fields on every row", file=path) from err
+        raise DatasetError(
+            f"is not a well-formed CSV file ({err}); expected the same number of fields on every row", file=path
+        ) from err
     except UnicodeDecodeError as err:
         raise DatasetError(f"is not UTF-8 text ({err}); expected a UTF-8 CSV file", file=path) from err
     if header:
@@ -599,21 +645,34 @@ def _require_columns(frame: pd.DataFrame, expected: Iterable[str], file: Path) -
     if missing:
         raise DatasetError(
             f"missing column(s) {missing}; expected columns {expected}, found {list(frame.columns)}",
-            file=file, row=1, column=missing[0],
+            file=file,
+            row=1,
+            column=missing[0],
         )
 
 
-def _label_columns(frame: pd.DataFrame, chosen: Sequence[str] | None, exclude: Iterable[str | None], file: Path) -> tuple[str, ...]:
+def _label_columns(
+    frame: pd.DataFrame, chosen: Sequence[str] | None, exclude: Iterable[str | None], file: Path
+) -> tuple[str, ...]:
     if chosen is not None:
         return tuple(chosen)
     excluded = {name for name in exclude if name}
     columns = tuple(name for name in frame.columns if name not in excluded)
     if not columns:
-        raise DatasetError(f"has no label columns; expected numeric class columns besides {sorted(excluded)}", file=file, row=1)
+        raise DatasetError(
+            f"has no label columns; expected numeric class columns besides {sorted(excluded)}", file=file, row=1
+        )
     return columns
 
 
-def _fail_where(mask: pd.Series | np.ndarray, values: pd.Series, file: Path, column: str | None, rows: np.ndarray | None, problem: str) -> None:
+def _fail_where(
+    mask: pd.Series | np.ndarray,
+    values: pd.Series,
+    file: Path,
+    column: str | None,
+    rows: np.ndarray | None,
+    problem: str,
+) -> None:
     """Raise for the first True position of `mask`, counting all of them."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
@@ -623,7 +682,9 @@ def _fail_where(mask: pd.Series | np.ndarray, values: pd.Series, file: Path, col
     more = f" ({count} rows have this problem; the first is shown)" if count > 1 else ""
     raise DatasetError(
         f"value {values.iloc[first]!r} {problem}{more}",
-        file=file, row=None if rows is None else int(rows[first]), column=column,
+        file=file,
+        row=None if rows is None else int(rows[first]),
+        column=column,
     )
 
 
@@ -632,11 +693,18 @@ def _relative_paths(raw: pd.Series, file: Path, column: str, rows: np.ndarray) -
     paths = raw.str.strip().str.replace("\\", "/", regex=False)
     _fail_where(paths == "", paths, file, column, rows, "is empty; expected an image path")
     absolute = paths.str.startswith("/") | paths.str.match(r"^[A-Za-z]:")
-    _fail_where(absolute, paths, file, column, rows,
-                "is an absolute path; expected a path relative to the dataset folder")
+    _fail_where(
+        absolute, paths, file, column, rows, "is an absolute path; expected a path relative to the dataset folder"
+    )
     escaping = paths.str.contains(r"(?:^|/)\.\.(?:/|$)", regex=True)
-    _fail_where(escaping, paths, file, column, rows,
-                "leaves the dataset folder ('..'); expected a path inside the dataset folder")
+    _fail_where(
+        escaping,
+        paths,
+        file,
+        column,
+        rows,
+        "leaves the dataset folder ('..'); expected a path inside the dataset folder",
+    )
     untidy = paths.str.contains(r"//|(?:^|/)\.(?:/|$)|/$", regex=True)
     if untidy.any():
         paths = paths.copy()
@@ -666,10 +734,6 @@ def _checked(frame: pd.DataFrame, column: str, allowed: Iterable[str], file: Pat
     return values
 
 
-def _frontal(values: pd.Series, frontal: Iterable[str]) -> pd.Series:
-    return values.isin(list(frontal))
-
-
 def _sex(values: pd.Series, names: Mapping[str, str]) -> pd.Series:
     """Sex as 'Male'/'Female' (object dtype), None where unknown."""
     return pd.Series([names.get(value) for value in values], dtype=object, index=values.index)
@@ -686,7 +750,9 @@ def _ages(raw: pd.Series, file: Path, column: str, rows: np.ndarray, *, units: b
     bad = ~blank & parts["number"].isna()
     if not units:
         bad |= ~blank & (parts["unit"] != "")
-    _fail_where(bad, values, file, column, rows, "is not an age; expected a non-negative number of years or an empty cell")
+    _fail_where(
+        bad, values, file, column, rows, "is not an age; expected a non-negative number of years or an empty cell"
+    )
     years = pd.to_numeric(parts["number"], errors="coerce").astype(np.float64)
     if units:
         divisor = parts["unit"].str.upper().map({"": 1.0, "Y": 1.0, "M": 12.0, "D": 365.25}).astype(np.float64)
@@ -728,11 +794,19 @@ def _chestxray14_findings(raw: pd.Series, file: Path, rows: np.ndarray) -> dict[
     dummies = findings.str.get_dummies(sep="|")
     for token in dummies.columns:
         if token not in CHESTXRAY14_CLASSES and token != _NO_FINDING:
-            _fail_where(dummies[token].to_numpy() == 1, findings, file, column, rows,
-                        f"names the unknown finding {token!r}; expected {expected}")
+            _fail_where(
+                dummies[token].to_numpy() == 1,
+                findings,
+                file,
+                column,
+                rows,
+                f"names the unknown finding {token!r}; expected {expected}",
+            )
     if _NO_FINDING in dummies.columns:
         mixed = (dummies[_NO_FINDING] == 1) & (dummies.sum(axis=1) > 1)
-        _fail_where(mixed, findings, file, column, rows, f"combines '{_NO_FINDING}' with findings; expected one or the other")
+        _fail_where(
+            mixed, findings, file, column, rows, f"combines '{_NO_FINDING}' with findings; expected one or the other"
+        )
     present = dummies.reindex(columns=list(CHESTXRAY14_CLASSES), fill_value=0)
     return {name: present[name].to_numpy(dtype=np.float64) for name in CHESTXRAY14_CLASSES}
 
@@ -762,9 +836,19 @@ def _patient_ids(
         return sample_ids
     regex = _compile_patient_pattern(pattern)
     matches = [regex.search(value) for value in sample_ids]
-    _fail_where(np.array([match is None for match in matches], dtype=bool), sample_ids, file, path_column, rows,
-                f"does not match patient_pattern {pattern!r}; expected every image name to contain its patient id")
-    return pd.Series([m.group(1) if m.re.groups else m.group(0) for m in matches if m is not None], dtype="str", index=sample_ids.index)
+    _fail_where(
+        np.array([match is None for match in matches], dtype=bool),
+        sample_ids,
+        file,
+        path_column,
+        rows,
+        f"does not match patient_pattern {pattern!r}; expected every image name to contain its patient id",
+    )
+    return pd.Series(
+        [m.group(1) if m.re.groups else m.group(0) for m in matches if m is not None],
+        dtype="str",
+        index=sample_ids.index,
+    )
 
 
 def _with_extension(names: pd.Series, images: Path, extension: str | None) -> pd.Series:
@@ -833,7 +917,9 @@ def _check_unique(sample_ids: pd.Series, file: Path, column: str, rows: np.ndarr
     raise DatasetError(
         f"image {value!r} is listed twice (rows {rows[first]} and {rows[later]}); expected each image once"
         + (f" ({count} repeated rows in all)" if count > 1 else ""),
-        file=file, row=int(rows[later]), column=column,
+        file=file,
+        row=int(rows[later]),
+        column=column,
     )
 
 
@@ -883,7 +969,9 @@ def _check_images_exist(table: pd.DataFrame, file: Path, column: str, rows: np.n
     raise DatasetError(
         f"{summary} (first {min(len(missing), _SHOWN)}: {shown}); expected every listed image to exist "
         "(were the images downloaded and unpacked into the dataset folder?)",
-        file=file, row=int(rows[missing[0]]), column=column,
+        file=file,
+        row=int(rows[missing[0]]),
+        column=column,
     )
 
 
@@ -893,7 +981,9 @@ def _read_name_list(path: Path) -> list[str]:
         return [line.strip() for line in handle if line.strip()]
 
 
-def _split_official_lists(table: pd.DataFrame, root: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _split_official_lists(
+    table: pd.DataFrame, root: Path, spec: DatasetSpec
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Split a ChestX-ray14 table by NIH's image-name lists, when the test list is present."""
     test_file = root / spec.test if spec.test else None
     if test_file is None or not test_file.is_file():
@@ -910,17 +1000,26 @@ def _split_official_lists(table: pd.DataFrame, root: Path, spec: DatasetSpec) ->
         both = (in_train & in_test).to_numpy()
         if both.any():
             raise DatasetError(
-                f"image {names.iloc[int(np.argmax(both))]!r} is in both official lists ({int(both.sum())} such images); "
-                "expected each image in exactly one", file=test_file,
+                f"image {names.iloc[int(np.argmax(both))]!r} is in both official lists "
+                f"({int(both.sum())} such images); expected each image in exactly one",
+                file=test_file,
             )
         unlisted = int((~in_train & ~in_test).sum())
         if unlisted:
-            logger.warning("%s: %d image(s) are in neither %s nor %s and are left out", spec.name, unlisted, train_file.name, test_file.name)
+            logger.warning(
+                "%s: %d image(s) are in neither %s nor %s and are left out",
+                spec.name,
+                unlisted,
+                train_file.name,
+                test_file.name,
+            )
     else:
         in_train = ~in_test
     unknown = len(test_names - set(names))
     if unknown:
-        logger.info("%s: %d image(s) of %s are not in the label file and are ignored", spec.name, unknown, test_file.name)
+        logger.info(
+            "%s: %d image(s) of %s are not in the label file and are ignored", spec.name, unknown, test_file.name
+        )
     train = table.loc[in_train.to_numpy()].reset_index(drop=True)
     test = table.loc[in_test.to_numpy()].reset_index(drop=True)
     return train, test
@@ -936,7 +1035,9 @@ def _check_disjoint(train: pd.DataFrame, test: pd.DataFrame, root: Path, spec: D
         )
     patients = int(test["patient_id"].isin(train["patient_id"]).sum())
     if patients:
-        logger.warning("%s: %d test image(s) belong to patients that also occur in the training set", spec.name, patients)
+        logger.warning(
+            "%s: %d test image(s) belong to patients that also occur in the training set", spec.name, patients
+        )
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ _PROGRESS_THRESHOLD = 500
 _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
-class _BadImage(Exception):
+class _UnreadableImageError(Exception):
     """Internal: why a file cannot be decoded (turned into `ImageError` or a verify reason)."""
 
 
@@ -38,7 +38,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with _decoded(path) as image:
             return _to_rgb(image, path)
-    except _BadImage as err:
+    except _UnreadableImageError as err:
         raise ImageError(str(err), file=path) from err
 
 
@@ -71,37 +71,41 @@ def _problem(path: str | os.PathLike[str]) -> str | None:
     try:
         with _decoded(path):
             return None
-    except _BadImage as err:
+    except _UnreadableImageError as err:
         return str(err)
 
 
 @contextmanager
 def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
-    """Open and fully decode an image, closing the file afterwards; failures raise `_BadImage`."""
+    """Open and fully decode an image, closing the file afterwards; failures raise `_UnreadableImageError`."""
     path = Path(path)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise _BadImage("file does not exist; expected an image file at this path") from None
+        raise _UnreadableImageError("file does not exist; expected an image file at this path") from None
     except OSError as err:
-        raise _BadImage(f"file cannot be read ({err.strerror or err}); expected a readable image file") from err
+        raise _UnreadableImageError(
+            f"file cannot be read ({err.strerror or err}); expected a readable image file"
+        ) from err
     if path.is_dir():
-        raise _BadImage("is a folder; expected an image file")
+        raise _UnreadableImageError("is a folder; expected an image file")
     if size == 0:
-        raise _BadImage("file is empty (0 bytes); expected image data (was a download interrupted?)")
+        raise _UnreadableImageError("file is empty (0 bytes); expected image data (was a download interrupted?)")
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
-        raise _BadImage("is not an image Pillow can read; expected a PNG, JPEG or other image file") from None
+        raise _UnreadableImageError(
+            "is not an image Pillow can read; expected a PNG, JPEG or other image file"
+        ) from None
     except Image.DecompressionBombError as err:
-        raise _BadImage(f"is too large to decode safely ({err})") from err
+        raise _UnreadableImageError(f"is too large to decode safely ({err})") from err
     except OSError as err:
-        raise _BadImage(f"cannot be opened ({err}); expected a readable image file") from err
+        raise _UnreadableImageError(f"cannot be opened ({err}); expected a readable image file") from err
     with image:
         try:
             image.load()
         except Exception as err:  # decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
-            raise _BadImage(
+            raise _UnreadableImageError(
                 f"is truncated or corrupt ({type(err).__name__}: {err}); "
                 f"expected a complete {image.format or 'image'} file"
             ) from err
@@ -129,9 +133,7 @@ def _scaled_to_uint8(values: np.ndarray, mode: str, path: str | os.PathLike[str]
     """Scale a high-bit-depth grayscale array linearly from [min, max] to [0, 255]."""
     values = values.astype(np.float64)
     low, high = float(values.min()), float(values.max())
-    logger.warning(
-        "%s: %s image (values %g..%g) scaled to 8-bit from its own range", path, mode, low, high
-    )
+    logger.warning("%s: %s image (values %g..%g) scaled to 8-bit from its own range", path, mode, low, high)
     if high <= low:
         return np.zeros(values.shape, dtype=np.uint8)
     return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)

@@ -71,7 +71,11 @@ def split_by_patient(table: pd.DataFrame, fractions: Sequence[float], seed: int)
     parts = [table.loc[part_of_row == part] for part in range(len(counts))]
     logger.info(
         "split %d rows of %d patients into %s rows (%s patients), seed %d",
-        len(table), len(patients), [len(part) for part in parts], counts, seed,
+        len(table),
+        len(patients),
+        [len(part) for part in parts],
+        counts,
+        seed,
     )
     return parts
 

@@ -53,7 +53,8 @@ class ClassWeights:
         classes = tuple(self.classes)
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "fallback_classes", tuple(self.fallback_classes))
-        for name, dtype in (("positive", np.float64), ("negative", np.float64), ("n_pos", np.int64), ("n_neg", np.int64)):
+        dtypes = {"positive": np.float64, "negative": np.float64, "n_pos": np.int64, "n_neg": np.int64}
+        for name, dtype in dtypes.items():
             array = np.array(getattr(self, name), dtype=dtype)
             if array.shape != (len(classes),):
                 raise ConfigError(

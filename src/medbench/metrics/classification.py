@@ -226,7 +226,9 @@ def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     labels = _as_1d(y_true, "y_true")
     scores = _as_1d(y_score, "y_score")
     if labels.shape != scores.shape:
-        raise MetricInputError(f"y_true has {labels.size} entries but y_score has {scores.size}; expected equal lengths")
+        raise MetricInputError(
+            f"y_true has {labels.size} entries but y_score has {scores.size}; expected equal lengths"
+        )
     bad = ~(np.isnan(labels) | (labels == 0.0) | (labels == 1.0))
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
@@ -428,7 +430,9 @@ def _check_thresholds(threshold: float | ArrayLike, names: Sequence[str]) -> np.
     bad = ~((values >= 0.0) & (values <= 1.0))
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
-        raise MetricInputError(f"threshold for class {names[j]!r} is {float(values[j])}; expected a probability in [0, 1]")
+        raise MetricInputError(
+            f"threshold for class {names[j]!r} is {float(values[j])}; expected a probability in [0, 1]"
+        )
     return values
 
 

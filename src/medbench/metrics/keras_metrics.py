@@ -18,7 +18,7 @@ from keras import ops
 __all__ = ["MaskedAUC", "MaskedBinaryAccuracy"]
 
 
-def _mask_and_weights(y_true: Any, sample_weight: Any, dtype: Any) -> tuple[Any, Any, Any]:
+def _mask_and_weights(y_true: Any, sample_weight: Any, dtype: Any) -> tuple[Any, Any]:
     """Targets with NaN replaced by 0, and per-entry weights: 0 where masked, else ``sample_weight``."""
     y_true = ops.convert_to_tensor(y_true, dtype=dtype)
     mask = ops.logical_not(ops.isnan(y_true))
@@ -29,7 +29,7 @@ def _mask_and_weights(y_true: Any, sample_weight: Any, dtype: Any) -> tuple[Any,
         if len(sample_weight.shape) == 1 and len(weights.shape) == 2:
             sample_weight = ops.expand_dims(sample_weight, -1)
         weights = weights * ops.broadcast_to(sample_weight, ops.shape(weights))
-    return targets, weights, mask
+    return targets, weights
 
 
 @keras.saving.register_keras_serializable(package="medbench")
@@ -66,7 +66,7 @@ class MaskedAUC(keras.metrics.AUC):
         )
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        targets, weights, _ = _mask_and_weights(y_true, sample_weight, self.dtype)
+        targets, weights = _mask_and_weights(y_true, sample_weight, self.dtype)
         super().update_state(targets, y_pred, sample_weight=weights)
 
     def per_class_result(self) -> Any:
@@ -117,7 +117,7 @@ class MaskedBinaryAccuracy(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        targets, weights, _ = _mask_and_weights(y_true, sample_weight, self.dtype)
+        targets, weights = _mask_and_weights(y_true, sample_weight, self.dtype)
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
         predicted = ops.cast(ops.greater_equal(y_pred, self.threshold), self.dtype)
         matches = ops.cast(ops.equal(predicted, targets), self.dtype)

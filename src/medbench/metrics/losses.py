@@ -221,7 +221,7 @@ def class_weighted_binary_crossentropy(
     return ClassWeightedBinaryCrossentropy(pos_weights, neg_weights, epsilon=epsilon)
 
 
-def make_loss(name: str, class_weights: ClassWeights | None = None) -> _MaskedCrossentropy:
+def make_loss(name: str, class_weights: ClassWeights | None = None) -> keras.losses.Loss:
     """The loss a benchmark names: ``"BCE"``, ``"WBCE"`` or ``"CWBCE"`` (case-insensitive).
 
     WBCE uses ``class_weights.positive_ratio`` (``n_neg / n_pos``, so it is unaffected by

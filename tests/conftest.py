@@ -1,0 +1,40 @@
+"""Shared fixtures: a small synthetic CheXpert-format dataset and per-test project folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from medbench.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason="../shared/data (real NIH chest X-rays) is not present beside the repository"
+)
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding a small demo dataset (60 training patients) under demo/."""
+    from medbench.data.demo import write_demo_dataset
+
+    data_dir = tmp_path_factory.mktemp("data")
+    write_demo_dataset(data_dir / "demo", n_train_patients=60, n_valid_patients=15, seed=3)
+    return data_dir
+
+
+@pytest.fixture
+def settings(tmp_path: Path, demo_data_dir: Path) -> Settings:
+    """Project folders for one test: shared demo data, private models/ and logs/."""
+    return Settings(
+        root=tmp_path,
+        data_dir=demo_data_dir,
+        models_dir=tmp_path / "models",
+        logs_dir=tmp_path / "logs",
+        weights_dir=tmp_path / "weights",
+    )
