@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import pickle
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NIH_SAMPLE = SHARED / "nih-cxr14-sample"
 NIH_METADATA = SHARED / "nih-metadata" / "Data_Entry_2017_v2020.csv.gz"
 NIH_64 = SHARED / "nih-cxr14-64px"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (real NIH images) not present")
+
+
+def needs_shared(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test that reads ../shared/data; it is skipped where that folder is absent."""
+    skip = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (real NIH images) not present")
+    return pytest.mark.shared_data(skip(test))
+
 
 LEADING = ["sample_id", "path", "patient_id", "frontal"]
 CHEXPERT_HEADER = [*CHEXPERT_METADATA_COLUMNS, *CHEXPERT_CLASSES]
@@ -146,6 +153,7 @@ def test_spec_defaults_and_immutability() -> None:
     assert spec.classes == ("a", "b") and spec.label_sets == {2: ("a", "b")}
     assert spec.classes_for(2) == ("a", "b")
     assert hash(spec) == hash(spec)
+    assert pickle.loads(pickle.dumps(spec)) == spec
     with pytest.raises(AttributeError):
         spec.root = "y"  # type: ignore[misc]
     assert spec.root_path("/data") == Path("/data/x")

@@ -14,7 +14,12 @@ from medbench.data.images import read_image, verify_images
 from medbench.errors import DatasetError, ImageError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (real NIH images) not present")
+
+
+def needs_shared(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test that reads ../shared/data; it is skipped where that folder is absent."""
+    skip = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (real NIH images) not present")
+    return pytest.mark.shared_data(skip(test))
 
 
 def noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,12 @@ from medbench.errors import ConfigError, DatasetError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NIH_METADATA = SHARED / "nih-metadata" / "Data_Entry_2017_v2020.csv.gz"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (real NIH images) not present")
+
+
+def needs_shared(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test that reads ../shared/data; it is skipped where that folder is absent."""
+    skip = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (real NIH images) not present")
+    return pytest.mark.shared_data(skip(test))
 
 
 @pytest.fixture(scope="module")

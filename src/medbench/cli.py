@@ -81,7 +81,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     from medbench.data.demo import write_demo_dataset
 
     out = Path(args.out) if args.out else _settings().data_dir / "demo"
-    root = write_demo_dataset(out, n_train_patients=args.patients, n_valid_patients=args.valid_patients, seed=args.seed)
+    root = write_demo_dataset(
+        out, n_train_patients=args.patients, n_valid_patients=args.valid_patients, seed=args.seed, overwrite=args.overwrite
+    )
     print(f"demo dataset written to {root}")
     return 0
 
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--patients", type=int, default=200, help="training patients")
     demo.add_argument("--valid-patients", type=int, default=40)
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing demo dataset")
     demo.set_defaults(func=cmd_demo_data)
 
     demo_job = commands.add_parser("demo", help="the demo job: demo data, a small batch, re-evaluation, leaderboard")

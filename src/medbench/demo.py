@@ -13,8 +13,8 @@ logger = logging.getLogger(__name__)
 
 DEMO_ARCHITECTURE = "2D.SmallCNN"
 DEMO_BENCHMARKS: tuple[Benchmark, ...] = (
-    Benchmark.from_name("demo_BCE_E3_B16_C0_N5_D64_DS8020_1LR3_LF5_Adam"),
-    Benchmark.from_name("demo_WBCE_E3_B16_C0_N5_AugAffine_Uone_D64_DS8020_1LR3_LF5_Adam"),
+    Benchmark.from_name("demo_BCE_E5_B16_C0_N5_D64_DS8020_1LR3_LF5_Adam"),
+    Benchmark.from_name("demo_WBCE_E5_B16_C0_N5_AugAffine_Uone_D64_DS8020_1LR3_LF5_Adam"),
 )
 
 

@@ -92,19 +92,21 @@ def write_demo_dataset(
         raise ValueError(
             f"need at least one training and one validation patient, got {n_train_patients} and {n_valid_patients}"
         )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed {seed!r} is not allowed; expected a non-negative integer")
     width, height = (int(value) for value in size)
     if width < 32 or height < 32:
         raise ValueError(f"size {size!r} is too small; expected (width, height) of at least 32 px each")
     root = Path(out_dir)
     target = root / DEMO_FOLDER
     if target.exists() and not overwrite:
-        raise DatasetError("already exists; pass overwrite=True to replace the demo dataset", file=target)
+        raise DatasetError("already exists; pass overwrite=True (medbench demo-data --overwrite) to replace the demo dataset", file=target)
     started = time.perf_counter()
     rng = np.random.default_rng([seed, 0])
-    train_rows, train_images = _patients(rng, seed, "train", range(1, n_train_patients + 1), uncertain=True)
+    train_rows, train_images = _patients(rng, seed, "train", range(1, n_train_patients + 1), training=True)
     first_valid = n_train_patients + 1
     valid_rows, valid_images = _patients(
-        rng, seed, "valid", range(first_valid, first_valid + n_valid_patients), uncertain=False
+        rng, seed, "valid", range(first_valid, first_valid + n_valid_patients), training=False
     )
     images = train_images + valid_images
 
@@ -144,19 +146,23 @@ def write_demo_dataset(
 
 
 def _patients(
-    rng: np.random.Generator, seed: int, split: str, numbers: range, *, uncertain: bool
+    rng: np.random.Generator, seed: int, split: str, numbers: range, *, training: bool
 ) -> tuple[list[list[str]], list[_Image]]:
-    """CSV rows and image jobs for the patients `numbers` of one split."""
+    """CSV rows and image jobs for the patients `numbers` of one split.
+
+    Training patients have one to three studies with noisy labels; validation patients have one
+    study labelled exactly, like CheXpert's radiologist-labelled validation set.
+    """
     rows: list[list[str]] = []
     images: list[_Image] = []
     split_code = 1 if split == "train" else 2
     for number in numbers:
         sex = rng.choice(("Male", "Female", "Unknown"), p=(0.55, 0.44, 0.01))
         age = int(np.clip(rng.normal(62, 17), 18, 90))
-        n_studies = 1 + (rng.binomial(_MAX_EXTRA_STUDIES, _EXTRA_STUDY_PROBABILITY) if uncertain else 0)
+        n_studies = 1 + (rng.binomial(_MAX_EXTRA_STUDIES, _EXTRA_STUDY_PROBABILITY) if training else 0)
         for study in range(1, n_studies + 1):
             present = tuple(name for name, p in PREVALENCE.items() if rng.random() < p)
-            labels = _reported_labels(rng, present, uncertain=uncertain)
+            labels = _reported_labels(rng, present, training=training)
             views = ["frontal"] + (["lateral"] if rng.random() < _LATERAL_PROBABILITY else [])
             for index, view in enumerate(views, start=1):
                 relative = f"{DEMO_FOLDER}/{split}/patient{number:05d}/study{study}/view{index}_{view}.jpg"
@@ -182,18 +188,18 @@ def _projection(rng: np.random.Generator, frontal: bool) -> str:
     return str(rng.choice(("", "LL", "RL"), p=(0.88, 0.08, 0.04)))
 
 
-def _reported_labels(rng: np.random.Generator, present: tuple[str, ...], *, uncertain: bool) -> list[str]:
-    """The 14 label cells of a study, in CheXpert's column order."""
+def _reported_labels(rng: np.random.Generator, present: tuple[str, ...], *, training: bool) -> list[str]:
+    """The 14 label cells of a study, in CheXpert's column order: noisy for training, exact otherwise."""
     cells: dict[str, str] = {}
     for name in CHEXPERT_CLASSES[1:]:
-        if not uncertain:
+        if not training:
             cells[name] = "1.0" if name in present else "0.0"
         elif name in present:
             cells[name] = str(rng.choice(("1.0", "-1.0"), p=_REPORT_PRESENT))
         else:
             cells[name] = str(rng.choice(("", "0.0", "-1.0"), p=_REPORT_ABSENT))
     normal = not any(name in present for name in CHEXPERT_PATHOLOGIES)
-    cells["No Finding"] = "1.0" if normal else ("" if uncertain else "0.0")
+    cells["No Finding"] = "1.0" if normal else ("" if training else "0.0")
     return [cells[name] for name in CHEXPERT_CLASSES]
 
 
