@@ -127,3 +127,61 @@ def test_a_corrupt_image_is_named_and_nothing_logged_is_lost(settings: Settings,
     assert victim.name in str(error.value) and str(victim.parent.name) in str(error.value)
     assert log.path.read_bytes() == before
     assert not (settings.logs_dir / FAILED_LOG).exists()
+
+
+def _copy_demo(settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
+    import shutil
+
+    data_dir = tmp_path / "copied-data"
+    shutil.copytree(settings.data_dir / "demo", data_dir / "demo")
+    return Settings(**{**settings.__dict__, "data_dir": data_dir}), data_dir / "demo" / "CheXpert-v1.0-small" / "train.csv"
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "must_mention"),
+    [
+        (lambda rows: [rows[0].replace(",Edema,", ",Oedema,")] + rows[1:], ["train.csv", "Edema"]),
+        (lambda rows: rows[:3] + [rows[3].rsplit(",", 1)[0] + ",2.0"] + rows[4:], ["train.csv", "row 4", "Support Devices", "2.0"]),
+        (lambda rows: rows[:2] + [rows[2].rsplit(",", 1)[0] + ",yes"] + rows[3:], ["train.csv", "row 3", "'yes'"]),
+        (lambda rows: rows[:5] + [rows[5].replace("view1_frontal", "view9_frontal")] + rows[6:], ["train.csv", "view9_frontal"]),
+    ],
+    ids=["missing-column", "label-2.0", "non-numeric", "missing-image"],
+)
+def test_malformed_csv_is_named_and_earlier_results_survive(settings: Settings, tmp_path: Path, corrupt, must_mention) -> None:
+    from medbench.errors import DatasetError
+
+    finished = Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=settings).run()
+    log_before = (settings.logs_dir / UNVALIDATED_LOG).read_bytes()
+    checkpoint = settings.root / finished["storage"]["run_dir"] / "checkpoints" / "epoch-001.keras"
+    checkpoint_before = checkpoint.read_bytes()
+
+    broken, csv_path = _copy_demo(settings, tmp_path)
+    rows = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join(corrupt(rows)) + "\n")
+    with pytest.raises(DatasetError) as error:
+        Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=broken).run()
+    for text in must_mention:
+        assert text in str(error.value)
+    assert (settings.logs_dir / UNVALIDATED_LOG).read_bytes() == log_before
+    assert checkpoint.read_bytes() == checkpoint_before
+
+
+def test_same_seed_same_history(settings: Settings) -> None:
+    runs = [Experiment(BENCHMARK.with_(epochs=2), options=FAST, settings=settings) for _ in range(2)]
+    for run in runs:
+        run.run()
+    first, second = (json.loads((run.run_dir / "history.json").read_text()) for run in runs)
+    for a, b in zip(first, second):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["val_mean_auroc"] == pytest.approx(b["val_mean_auroc"], abs=1e-6)
+
+
+def test_predict_matches_the_stored_predictions(finished: tuple[Experiment, dict]) -> None:
+    from medbench.prediction import predict_images, resolve_run
+
+    experiment, entry = finished
+    data = prepare_data(experiment.benchmark, experiment.options, experiment.settings)
+    ids, _, stored, classes = read_predictions(experiment.run_dir / "predictions" / "test.csv")
+    frame = predict_images(resolve_run(entry["id"], experiment.settings), data.test.paths[:5], experiment.settings, batch_size=2)
+    assert list(frame.columns) == ["image", *classes]
+    np.testing.assert_allclose(frame[list(classes)].to_numpy(), stored[:5], atol=1e-5)

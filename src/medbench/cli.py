@@ -60,6 +60,19 @@ def _fmt(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from medbench.prediction import predict_images, resolve_run
+
+    settings = _settings()
+    frame = predict_images(resolve_run(args.run, settings), args.images, settings)
+    if args.out:
+        frame.to_csv(args.out, index=False, float_format="%.6f")
+        print(f"{len(frame)} prediction(s) written to {args.out}")
+    else:
+        print(frame.to_csv(index=False, float_format="%.6f"), end="")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from medbench.tracking.logs import validate_entries
 
@@ -137,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--run", action="append", help="run id (repeatable; default all saved runs)")
     again.add_argument("--epochs", action="store_true", help="also re-evaluate every saved epoch checkpoint")
     again.set_defaults(func=cmd_reevaluate)
+
+    predict = commands.add_parser("predict", help="class probabilities of image files from a saved run's model")
+    predict.add_argument("run", help="run id or run folder")
+    predict.add_argument("images", nargs="+", help="PNG/JPEG files")
+    predict.add_argument("--out", help="CSV file to write (default: print)")
+    predict.set_defaults(func=cmd_predict)
 
     validate = commands.add_parser("validate", help="move entries from the unvalidated to the validated log")
     validate.add_argument("--run", action="append", help="run id (repeatable; default all)")

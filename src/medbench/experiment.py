@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.registry import get_architecture
@@ -292,6 +293,26 @@ class _EpochEnd(keras.callbacks.Callback):
         logger.info("epoch %d: val mean AUROC %s", epoch + 1, "undefined" if mean_auroc is None else f"{mean_auroc:.4f}")
 
 
+class _Progress(keras.callbacks.Callback):
+    """A tqdm bar over all training batches, with the loss and the last validation mean AUROC."""
+
+    def __init__(self, name: str, epochs: int, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.bar = tqdm(total=epochs * steps_per_epoch, desc=name, unit="batch", leave=False)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        auroc = (logs or {}).get(MONITOR)
+        self.bar.set_description(f"epoch {epoch + 1} val AUROC {auroc:.3f}" if auroc == auroc else f"epoch {epoch + 1}")
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.bar.close()
+
+
 class Experiment:
     """A Benchmark and an architecture: `run()` trains, evaluates, saves and logs one run."""
 
@@ -376,9 +397,9 @@ class Experiment:
             "created": datetime.now(timezone.utc).isoformat(),
         }
 
-    def callbacks(self, epoch_end: _EpochEnd) -> list[keras.callbacks.Callback]:
+    def callbacks(self, epoch_end: _EpochEnd, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
         b = self.benchmark
-        callbacks: list[keras.callbacks.Callback] = [epoch_end]
+        callbacks: list[keras.callbacks.Callback] = [epoch_end, _Progress(self.name, b.epochs, steps_per_epoch)]
         if self.options.lr_schedule == "plateau":
             callbacks.append(
                 keras.callbacks.ReduceLROnPlateau(
@@ -417,8 +438,9 @@ class Experiment:
         eval_config = self.pipeline_config(training=False)
         epoch_end = _EpochEnd(self, data, eval_config)
         train_data = training_dataset(data.train.paths, data.train.targets, self.pipeline_config(training=True))
+        callbacks = self.callbacks(epoch_end, math.ceil(len(data.train) / self.benchmark.batch_size))
         try:
-            model.fit(train_data, epochs=self.benchmark.epochs, callbacks=self.callbacks(epoch_end), shuffle=False, verbose=0)
+            model.fit(train_data, epochs=self.benchmark.epochs, callbacks=callbacks, shuffle=False, verbose=0)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
             raise _image_failure(data.train.paths, error) from None
         trained = time.time()

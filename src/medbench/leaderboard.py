@@ -42,12 +42,38 @@ def leaderboard(entries: Iterable[dict[str, Any]], *, per_class: bool = True) ->
     return frame.sort_values("val_mean_auroc", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
+def _text(value: Any) -> str:
+    return UNDEFINED if value is None or pd.isna(value) else f"{value:.4f}"
+
+
 def format_leaderboard(frame: pd.DataFrame) -> str:
-    """Text table; an undefined AUROC prints as 'undefined', never as a number."""
+    """A ranking table, then per-class 'val / test' AUROC with one column per rank.
+
+    An undefined AUROC prints as 'undefined', never as a number.
+    """
     if frame.empty:
         return "no completed experiments"
-    shown = frame.astype(object).where(frame.notna(), UNDEFINED)
-    numeric = [c for c in frame.columns if "auroc" in c or ":" in c]
-    for column in numeric:
-        shown[column] = [value if value == UNDEFINED else f"{value:.4f}" for value in shown[column]]
-    return shown.to_string(index=False)
+    ranking = pd.DataFrame(
+        {
+            "#": range(1, len(frame) + 1),
+            "experiment": frame["experiment"],
+            "run": frame["run"],
+            "best epoch": frame["best_epoch"],
+            "val mean AUROC": [_text(v) for v in frame["val_mean_auroc"]],
+            "test mean AUROC": [_text(v) for v in frame["test_mean_auroc"]],
+        }
+    )
+    text = ranking.to_string(index=False)
+    classes = list(dict.fromkeys(c.removeprefix("val:") for c in frame.columns if c.startswith("val:")))
+    if classes:
+        per_class = pd.DataFrame(
+            {
+                f"#{rank} val / test": [
+                    f"{_text(row.get(f'val:{name}'))} / {_text(row.get(f'test:{name}'))}" for name in classes
+                ]
+                for rank, (_, row) in enumerate(frame.iterrows(), start=1)
+            },
+            index=classes,
+        )
+        text += "\n\nAUROC per class\n" + per_class.to_string()
+    return text
