@@ -65,6 +65,9 @@ def test_csv_batch_one_row_per_experiment(tmp_path: Path) -> None:
         ("cols.csv", f"name\n{BASE}\n", "missing column 'benchmark'"),
         ("row.csv", f"benchmark\n{BASE}\ndemo_XX\n", "row 3"),
         ("batch.txt", "x", ".yaml/.yml or .csv"),
+        ("dataset.yaml", "benchmarks: [nosuchset_BCE_E1_B16_C0_N5_D32_1LR3_LF5]\n", "nosuchset"),
+        ("labels.yaml", "benchmarks: [demo_BCE_E1_B16_C0_N7_D32_1LR3_LF5]\n", "7-class"),
+        ("preset.yaml", "benchmarks: [demo_BCE_E1_B16_C0_N5_U75_D32_1LR3_LF5]\n", "U75"),
     ],
 )
 def test_bad_batches_are_named(tmp_path: Path, name: str, text: str, message: str) -> None:

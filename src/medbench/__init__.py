@@ -49,6 +49,7 @@ _LAZY = {
     "load_batch": "medbench.experiment_exec",
     "run_batch": "medbench.experiment_exec",
     "reevaluate": "medbench.reevaluation",
+    "predict_images": "medbench.prediction",
     "ExperimentLog": "medbench.tracking.logs",
     "validate_entries": "medbench.tracking.logs",
     "leaderboard": "medbench.leaderboard",

@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark import Benchmark
 from medbench.benchmarks import grid
+from medbench.data.datasets import get_dataset
+from medbench.data.labels import uncertain_targets
 from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, ExperimentLog
@@ -64,6 +66,14 @@ def _benchmark(value: Any, where: str) -> Benchmark:
     raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {value!r}")
 
 
+def check_benchmark(benchmark: Benchmark, where: str) -> None:
+    """Fail before anything runs when the dataset, its label set or the uncertainty preset do not fit."""
+    try:
+        uncertain_targets(benchmark.uncertainty, get_dataset(benchmark.dataset).classes_for(benchmark.n_classes))
+    except MedbenchError as error:
+        raise ConfigError(f"{where}: {benchmark.name}: {error}") from None
+
+
 def _architectures(value: Any, where: str) -> list[str]:
     names = [value] if isinstance(value, str) else list(value or [DEFAULT_ARCHITECTURE])
     for name in names:
@@ -87,6 +97,8 @@ def load_batch(path: str | Path) -> list[BatchItem]:
         raise ConfigError(f"{path}: expected a .yaml/.yml or .csv batch file")
     if not items:
         raise ConfigError(f"{path}: the batch holds no experiments (an empty file, or grids that expand to nothing)")
+    for item in items:
+        check_benchmark(item.benchmark, str(path))
     return items
 
 
