@@ -17,21 +17,23 @@ import pytest
 
 from medbench.data import datasets
 from medbench.data.datasets import (
-    CHESTXRAY14_CLASSES,
-    CHEXPERT_CLASSES,
     CHEXPERT_COMPETITION_CLASSES,
-    CHEXPERT_METADATA_COLUMNS,
     CHEXPERT_PATHOLOGIES,
     DatasetSpec,
     dataset_names,
     get_dataset,
     load_dataset,
+    register_dataset,
+)
+from medbench.data.label_files import (
+    CHESTXRAY14_CLASSES,
+    CHEXPERT_CLASSES,
+    CHEXPERT_METADATA_COLUMNS,
     read_chestxray14_csv,
     read_chexpert_csv,
     read_class_folders,
     read_generic_csv,
     read_onehot_csv,
-    register_dataset,
 )
 from medbench.errors import DatasetError
 
