@@ -185,3 +185,13 @@ def test_predict_matches_the_stored_predictions(finished: tuple[Experiment, dict
     frame = predict_images(resolve_run(entry["id"], experiment.settings), data.test.paths[:5], experiment.settings, batch_size=2)
     assert list(frame.columns) == ["image", *classes]
     np.testing.assert_allclose(frame[list(classes)].to_numpy(), stored[:5], atol=1e-5)
+
+
+def test_uncertainty_policy_shapes_training_targets_only(settings: Settings) -> None:
+    ones = prepare_data(BENCHMARK.with_(uncertainty="ones", split=(50, 30, 20)), FAST, settings)
+    zeros = prepare_data(BENCHMARK.with_(uncertainty="zeros", split=(50, 30, 20)), FAST, settings)
+    assert not np.array_equal(ones.train.targets, zeros.train.targets)
+    for part in ("val", "test"):
+        a, b = getattr(ones, part).targets, getattr(zeros, part).targets
+        np.testing.assert_array_equal(a, b)
+        assert np.isnan(a).any()  # the uncertain labels of the split are masked for evaluation

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 LR_SCHEDULES = ("plateau", "epoch")
 MONITOR = "val_mean_auroc"
+EVALUATION_UNCERTAINTY = "ignore"
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,14 @@ def prepare_data(benchmark: Benchmark, options: ExperimentOptions, settings: Set
     else:
         train_part, val_part, test_part = split_by_patient(train_table, fractions, seed=benchmark.seed)
 
-    def encode(table: pd.DataFrame) -> Split:
+    def encode(table: pd.DataFrame, uncertainty: str) -> Split:
         raw = table.loc[:, list(classes)].to_numpy(dtype=np.float64)
-        return Split.from_table(table, encode_labels(raw, classes, benchmark.uncertainty, unmentioned=options.unmentioned))
+        return Split.from_table(table, encode_labels(raw, classes, uncertainty, unmentioned=options.unmentioned))
 
-    train, val, test = encode(train_part), encode(val_part), encode(test_part)
+    # The policy shapes training targets only: validation and test metrics are computed on certain
+    # labels (uncertain → masked), so runs with different policies are compared on the same truth.
+    train = encode(train_part, benchmark.uncertainty)
+    val, test = encode(val_part, EVALUATION_UNCERTAINTY), encode(test_part, EVALUATION_UNCERTAINTY)
     if options.max_train_samples is not None and len(train) > options.max_train_samples:
         train = train.subset(np.arange(options.max_train_samples))
     factors: dict[str, int] = {}
@@ -167,6 +171,7 @@ def new_run_id() -> str:
 
 
 def experiment_name(benchmark: Benchmark, architecture: str) -> str:
+    """`<Architecture>_<benchmark name>`, the folder name of the experiment's runs."""
     return f"{get_architecture(architecture).name}_{benchmark.name}"
 
 
@@ -332,7 +337,7 @@ class Experiment:
 
     @property
     def name(self) -> str:
-        return f"{self.architecture.name}_{self.benchmark.name}"
+        return experiment_name(self.benchmark, self.architecture.key)
 
     @property
     def run_dir(self) -> Path:

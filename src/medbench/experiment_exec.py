@@ -34,6 +34,7 @@ from medbench.benchmarks import grid
 from medbench.data.datasets import get_dataset
 from medbench.data.labels import uncertain_targets
 from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError
+from medbench.experiment import experiment_name
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, ExperimentLog
 
@@ -52,7 +53,7 @@ class BatchItem:
 
     @property
     def name(self) -> str:
-        return f"{get_architecture(self.architecture).name}_{self.benchmark.name}"
+        return experiment_name(self.benchmark, self.architecture)
 
 
 def _benchmark(value: Any, where: str) -> Benchmark:
