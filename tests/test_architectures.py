@@ -101,9 +101,7 @@ def test_every_entry_is_consistent() -> None:
             assert info.weights_url is not None and info.weights_url.endswith("/" + info.weights_file)
 
 
-@pytest.mark.parametrize(
-    "alias", ["2D.DenseNet121", "densenet121", "DENSENET121", "2d.densenet121", " DenseNet121 "]
-)
+@pytest.mark.parametrize("alias", ["2D.DenseNet121", "densenet121", "DENSENET121", "2d.densenet121", " DenseNet121 "])
 def test_lookup_is_case_insensitive_and_prefix_optional(alias: str) -> None:
     assert get_architecture(alias).key == "2D.DenseNet121"
 
@@ -260,9 +258,7 @@ def test_missing_imagenet_file_names_file_folder_and_env(tmp_path: Path, no_down
     assert "MEDBENCH_WEIGHTS_DIR" in message
 
 
-def test_imagenet_folder_from_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_download: None
-) -> None:
+def test_imagenet_folder_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_download: None) -> None:
     folder = tmp_path / "weights"
     monkeypatch.setenv("MEDBENCH_WEIGHTS_DIR", str(folder))
     info = get_architecture("MobileNetV2")
@@ -277,9 +273,7 @@ def test_imagenet_weights_load_from_local_file(tmp_path: Path, no_download: None
     path = tmp_path / info.weights_file
     _save_like_keras_applications(source, path)
 
-    model = SimpleBaseArchitecture(
-        "2D.MobileNetV2", 3, input_shape=(32, 32), weights="imagenet", weights_dir=tmp_path
-    )
+    model = SimpleBaseArchitecture("2D.MobileNetV2", 3, input_shape=(32, 32), weights="imagenet", weights_dir=tmp_path)
     loaded = model.get_layer("backbone").get_weights()
     expected = source.get_weights()
     assert len(loaded) == len(expected)
@@ -293,9 +287,7 @@ def test_imagenet_weights_load_from_local_file(tmp_path: Path, no_download: None
 
 
 @pytest.mark.slow
-def test_efficientnet_imagenet_matches_keras(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_efficientnet_imagenet_matches_keras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     info = get_architecture("EfficientNetB0")
     source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
     normalization = next(layer for layer in source.layers if isinstance(layer, keras.layers.Normalization))
@@ -305,9 +297,7 @@ def test_efficientnet_imagenet_matches_keras(
     _save_like_keras_applications(source, path)
 
     monkeypatch.setattr(file_utils, "get_file", lambda fname, *args, **kwargs: str(tmp_path / fname))
-    reference = keras.applications.EfficientNetB0(
-        include_top=False, weights="imagenet", input_shape=(32, 32, 3)
-    )
+    reference = keras.applications.EfficientNetB0(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
     ours = info.builder((32, 32, 3), weights=path, imagenet=True)
     images = np.random.default_rng(3).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
 

@@ -48,7 +48,9 @@ grid:
 
 
 def test_csv_batch_one_row_per_experiment(tmp_path: Path) -> None:
-    batch = write(tmp_path / "batch.csv", f"benchmark,architecture\n{BASE},2D.SmallCNN\n{BASE.replace('BCE', 'WBCE', 1)},\n")
+    batch = write(
+        tmp_path / "batch.csv", f"benchmark,architecture\n{BASE},2D.SmallCNN\n{BASE.replace('BCE', 'WBCE', 1)},\n"
+    )
     items = load_batch(batch)
     assert [i.benchmark.loss for i in items] == ["BCE", "WBCE"]
     assert [i.architecture for i in items] == ["2D.SmallCNN", "2D.SmallCNN"]
@@ -132,8 +134,9 @@ def test_cli_dry_run_and_shards(tmp_path: Path) -> None:
     names = result.stdout.split()
     assert len(names) == 6 and all(n.startswith("SmallCNN_demo_") for n in names)
     halves = [
-        run_cli("exec", "--batch", str(REPO / "examples" / "loss-grid.yaml"), "--dry-run", "--shard", f"{i}/2", cwd=tmp_path)
-        .stdout.split()
+        run_cli(
+            "exec", "--batch", str(REPO / "examples" / "loss-grid.yaml"), "--dry-run", "--shard", f"{i}/2", cwd=tmp_path
+        ).stdout.split()
         for i in range(2)
     ]
     assert sorted(halves[0] + halves[1]) == sorted(names)
@@ -142,6 +145,8 @@ def test_cli_dry_run_and_shards(tmp_path: Path) -> None:
 def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     result = run_cli("inspect", "chexpert_BCE_E3_B32_C0_N12_D256_1LR4_LF5_Adam_foo", cwd=tmp_path)
     assert result.returncode == 2 and "'foo'" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("exec", "--batch", str(REPO / "examples" / "loss-grid.yaml"), "--shard", "2/2", "--dry-run", cwd=tmp_path)
+    result = run_cli(
+        "exec", "--batch", str(REPO / "examples" / "loss-grid.yaml"), "--shard", "2/2", "--dry-run", cwd=tmp_path
+    )
     assert result.returncode == 2 and "--shard" in result.stderr
     assert run_cli("--help", cwd=tmp_path).returncode == 0

@@ -31,8 +31,10 @@ transform = st.one_of(
 
 def _split() -> st.SearchStrategy[tuple[int, ...]]:
     two = st.integers(1, 99).map(lambda train: (train, 100 - train))
-    three = st.tuples(st.integers(1, 98), st.integers(1, 98)).filter(lambda t: sum(t) < 100).map(
-        lambda t: (t[0], t[1], 100 - sum(t))
+    three = (
+        st.tuples(st.integers(1, 98), st.integers(1, 98))
+        .filter(lambda t: sum(t) < 100)
+        .map(lambda t: (t[0], t[1], 100 - sum(t)))
     )
     return st.one_of(st.just(()), two, three)
 

@@ -31,7 +31,14 @@ def test_a_run_leaves_every_file(finished: tuple[Experiment, dict]) -> None:
     experiment, entry = finished
     run_dir = experiment.run_dir
     assert run_dir.parent.name == "SmallCNN_" + BENCHMARK.name
-    for name in ("config.json", "model.keras", "history.json", "result.json", "predictions/val.csv", "predictions/test.csv"):
+    for name in (
+        "config.json",
+        "model.keras",
+        "history.json",
+        "result.json",
+        "predictions/val.csv",
+        "predictions/test.csv",
+    ):
         assert (run_dir / name).is_file(), name
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-001.keras", "epoch-002.keras"]
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents*"))
@@ -134,20 +141,30 @@ def _copy_demo(settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
 
     data_dir = tmp_path / "copied-data"
     shutil.copytree(settings.data_dir / "demo", data_dir / "demo")
-    return Settings(**{**settings.__dict__, "data_dir": data_dir}), data_dir / "demo" / "CheXpert-v1.0-small" / "train.csv"
+    return Settings(
+        **{**settings.__dict__, "data_dir": data_dir}
+    ), data_dir / "demo" / "CheXpert-v1.0-small" / "train.csv"
 
 
 @pytest.mark.parametrize(
     ("corrupt", "must_mention"),
     [
         (lambda rows: [rows[0].replace(",Edema,", ",Oedema,")] + rows[1:], ["train.csv", "Edema"]),
-        (lambda rows: rows[:3] + [rows[3].rsplit(",", 1)[0] + ",2.0"] + rows[4:], ["train.csv", "row 4", "Support Devices", "2.0"]),
+        (
+            lambda rows: rows[:3] + [rows[3].rsplit(",", 1)[0] + ",2.0"] + rows[4:],
+            ["train.csv", "row 4", "Support Devices", "2.0"],
+        ),
         (lambda rows: rows[:2] + [rows[2].rsplit(",", 1)[0] + ",yes"] + rows[3:], ["train.csv", "row 3", "'yes'"]),
-        (lambda rows: rows[:5] + [rows[5].replace("view1_frontal", "view9_frontal")] + rows[6:], ["train.csv", "view9_frontal"]),
+        (
+            lambda rows: rows[:5] + [rows[5].replace("view1_frontal", "view9_frontal")] + rows[6:],
+            ["train.csv", "view9_frontal"],
+        ),
     ],
     ids=["missing-column", "label-2.0", "non-numeric", "missing-image"],
 )
-def test_malformed_csv_is_named_and_earlier_results_survive(settings: Settings, tmp_path: Path, corrupt, must_mention) -> None:
+def test_malformed_csv_is_named_and_earlier_results_survive(
+    settings: Settings, tmp_path: Path, corrupt, must_mention
+) -> None:
     from medbench.errors import DatasetError
 
     finished = Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=settings).run()
@@ -182,7 +199,9 @@ def test_predict_matches_the_stored_predictions(finished: tuple[Experiment, dict
     experiment, entry = finished
     data = prepare_data(experiment.benchmark, experiment.options, experiment.settings)
     ids, _, stored, classes = read_predictions(experiment.run_dir / "predictions" / "test.csv")
-    frame = predict_images(resolve_run(entry["id"], experiment.settings), data.test.paths[:5], experiment.settings, batch_size=2)
+    frame = predict_images(
+        resolve_run(entry["id"], experiment.settings), data.test.paths[:5], experiment.settings, batch_size=2
+    )
     assert list(frame.columns) == ["image", *classes]
     np.testing.assert_allclose(frame[list(classes)].to_numpy(), stored[:5], atol=1e-5)
 

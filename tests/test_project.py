@@ -22,7 +22,9 @@ def test_env_example_documents_every_variable_read() -> None:
     read = set()
     for path in (REPO / "src").rglob("*.py"):
         read |= set(re.findall(r"\b(MEDBENCH_[A-Z_]+)\b", path.read_text()))
-    read |= set(re.findall(r"\$\{?(MEDBENCH_[A-Z_]+|CHEXPERT_URL|NIH_URLS)", (REPO / "download_dataset.sh").read_text()))
+    read |= set(
+        re.findall(r"\$\{?(MEDBENCH_[A-Z_]+|CHEXPERT_URL|NIH_URLS)", (REPO / "download_dataset.sh").read_text())
+    )
     documented = (REPO / ".env.example").read_text()
     assert read, "no variables found: the scan is broken"
     assert sorted(name for name in read if name not in documented) == []
@@ -30,7 +32,9 @@ def test_env_example_documents_every_variable_read() -> None:
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("CHEXPERT_URL", "NIH_URLS")}
-    return subprocess.run(["bash", str(REPO / "download_dataset.sh"), *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        ["bash", str(REPO / "download_dataset.sh"), *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_download_script_usage_and_clear_refusals(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, needs_shared_data
 from sklearn.metrics import roc_auc_score
 
-from conftest import SHARED_DATA, needs_shared_data
 from medbench.benchmark import Benchmark
 from medbench.data.datasets import DatasetSpec, get_dataset, load_dataset, register_dataset
 from medbench.experiment import Experiment, ExperimentOptions, read_predictions
@@ -48,10 +48,16 @@ def test_loader_reads_the_official_file(nih_sample: str, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_smoke_run_on_real_images(nih_sample: str, tmp_path) -> None:
-    settings = Settings(root=tmp_path, data_dir=tmp_path, models_dir=tmp_path / "m", logs_dir=tmp_path / "l", weights_dir=tmp_path)
-    benchmark = Benchmark(dataset=nih_sample, epochs=1, batch_size=32, n_classes=14, image_size=64, learning_rate=1e-3, split=(70, 15, 15))
+    settings = Settings(
+        root=tmp_path, data_dir=tmp_path, models_dir=tmp_path / "m", logs_dir=tmp_path / "l", weights_dir=tmp_path
+    )
+    benchmark = Benchmark(
+        dataset=nih_sample, epochs=1, batch_size=32, n_classes=14, image_size=64, learning_rate=1e-3, split=(70, 15, 15)
+    )
     entry = Experiment(benchmark, "2D.SmallCNN", ExperimentOptions(tensorboard=False), settings).run()
-    ids, targets, predictions, classes = read_predictions(tmp_path / entry["storage"]["run_dir"] / "predictions" / "test.csv")
+    ids, targets, predictions, classes = read_predictions(
+        tmp_path / entry["storage"]["run_dir"] / "predictions" / "test.csv"
+    )
     assert len(ids) == len(set(ids)) > 40
     for index, name in enumerate(classes):
         labels = targets[:, index]

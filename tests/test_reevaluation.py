@@ -43,3 +43,13 @@ def test_reevaluation_reproduces_the_logged_metrics_and_each_epoch_its_own(setti
 def test_unknown_run_id_is_an_error(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="no saved run with id"):
         find_runs(settings, ["20990101T000000Z-abcdef"])
+
+
+def test_an_unfinished_run_still_gets_its_epochs_reevaluated(settings: Settings) -> None:
+    experiment = Experiment(BENCHMARK.with_(epochs=2), options=ExperimentOptions(tensorboard=False), settings=settings)
+    entry = experiment.run()
+    (experiment.run_dir / "model.keras").unlink()  # as if the process died after its epochs
+    assert reevaluate(settings, epochs=True, progress=False) == []
+    assert [e["epoch_model"] for e in ExperimentLog(settings.logs_dir / EPOCH_REEVALUATION_LOG).read()] == [1, 2]
+    assert not (settings.logs_dir / REEVALUATION_LOG).exists()
+    assert entry["id"] == find_runs(settings)[0].run_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from medbench.benchmark import Benchmark, UNCERTAINTY_PRESETS, UncertaintyPreset
+from medbench.benchmark import UNCERTAINTY_PRESETS, Benchmark, UncertaintyPreset
 from medbench.errors import (
     BenchmarkNameError,
     ConfigError,

@@ -46,7 +46,9 @@ class UncertaintyPreset:
     def __post_init__(self) -> None:
         expected = f"U{len(self.uzeros)}{len(self.uones)}"
         if self.token != expected:
-            raise BenchmarkNameError(f"preset {self.token!r} lists {expected[1:]} classes; it must be named {expected!r}")
+            raise BenchmarkNameError(
+                f"preset {self.token!r} lists {expected[1:]} classes; it must be named {expected!r}"
+            )
         overlap = set(self.uzeros) & set(self.uones)
         if overlap:
             raise BenchmarkNameError(f"preset {self.token!r} puts {sorted(overlap)} in both U-zeros and U-ones")
@@ -130,7 +132,7 @@ class Benchmark:
         return "_".join(_encode(self))
 
     @classmethod
-    def from_name(cls, name: str) -> "Benchmark":
+    def from_name(cls, name: str) -> Benchmark:
         """Parse a benchmark name; an unknown or malformed token is an error naming it and the valid forms."""
         values = _decode(name)
         try:
@@ -147,7 +149,7 @@ class Benchmark:
         """Patient fractions of the split: (train, val) with the official test set, or (train, val, test)."""
         return tuple(part / 100 for part in (self.split or (60, 20, 20)))
 
-    def with_(self, **changes: Any) -> "Benchmark":
+    def with_(self, **changes: Any) -> Benchmark:
         """A copy with some fields changed (validated like a new Benchmark)."""
         return replace(self, **changes)
 
@@ -160,9 +162,11 @@ class Benchmark:
         return {"name": self.name, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Benchmark":
+    def from_dict(cls, data: dict[str, Any]) -> Benchmark:
         known = {f.name for f in fields(cls)}
-        return cls(**{key: (tuple(value) if isinstance(value, list) else value) for key, value in data.items() if key in known})
+        return cls(
+            **{key: (tuple(value) if isinstance(value, list) else value) for key, value in data.items() if key in known}
+        )
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -171,7 +175,8 @@ class Benchmark:
 def _validate(b: Benchmark) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9-]*", b.dataset or ""):
         raise BenchmarkNameError(
-            f"dataset {b.dataset!r}: expected lowercase letters, digits and hyphens (e.g. 'chexpert', 'chestxray14-256')"
+            f"dataset {b.dataset!r}: expected lowercase letters, digits and hyphens "
+            "(e.g. 'chexpert', 'chestxray14-256')"
         )
     if b.loss not in LOSSES:
         raise BenchmarkNameError(f"loss {b.loss!r}: expected one of {', '.join(LOSSES)}")
@@ -223,7 +228,7 @@ def encode_learning_rate(lr: float) -> str:
     sign, digits, exponent = Decimal(repr(lr)).normalize().as_tuple()
     mantissa = int("".join(map(str, digits)))
     if exponent > 0:
-        return f"{mantissa * 10 ** exponent}LR0"
+        return f"{mantissa * 10**exponent}LR0"
     return f"{mantissa}LR{-exponent}"
 
 
@@ -311,7 +316,12 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("batch size", r"B\d+", "B<batch size>, e.g. B32", lambda t: {"batch_size": int(t[1:])}, required=True),
     _Field("cropping", r"C[01]", "C0 or C1", lambda t: {"crop": t == "C1"}, required=True),
     _Field("classes", r"N\d+", "N<classes>, e.g. N12", lambda t: {"n_classes": int(t[1:])}, required=True),
-    _Field("augmentations", r"Aug[A-Za-z]+", "Aug + " + " / ".join(a.capitalize() for a in AUGMENTATIONS), _parse_augmentations),
+    _Field(
+        "augmentations",
+        r"Aug[A-Za-z]+",
+        "Aug + " + " / ".join(a.capitalize() for a in AUGMENTATIONS),
+        _parse_augmentations,
+    ),
     _Field(
         "transformations",
         rf"(?:{_TRANSFORM_RE.pattern})(?:-(?:{_TRANSFORM_RE.pattern}))*",
@@ -325,7 +335,9 @@ _FIELDS: tuple[_Field, ...] = (
         _parse_uncertainty,
     ),
     _Field("image dimension", r"D\d+", "D<pixels>, e.g. D256", lambda t: {"image_size": int(t[1:])}, required=True),
-    _Field("split", r"DS\d+|D\d{4}|D\d{6}", "DS<train><val>[<test>] in two-digit percentages, e.g. DS9505", _parse_split),
+    _Field(
+        "split", r"DS\d+|D\d{4}|D\d{6}", "DS<train><val>[<test>] in two-digit percentages, e.g. DS9505", _parse_split
+    ),
     _Field(
         "learning rate",
         r"\d+LR\d+",
@@ -333,7 +345,13 @@ _FIELDS: tuple[_Field, ...] = (
         lambda t: {"learning_rate": decode_learning_rate(t)},
         required=True,
     ),
-    _Field("learning factor", r"LF\d+", "LF<digits after 0.>, e.g. LF5 = 0.5", lambda t: {"lr_factor": decode_lr_factor(t)}, required=True),
+    _Field(
+        "learning factor",
+        r"LF\d+",
+        "LF<digits after 0.>, e.g. LF5 = 0.5",
+        lambda t: {"lr_factor": decode_lr_factor(t)},
+        required=True,
+    ),
     _Field("optimizer", "|".join(OPTIMIZERS), ", ".join(OPTIMIZERS) + " (omitted = Adam)", lambda t: {"optimizer": t}),
     _Field("upsampling", r"upsampled", "upsampled (or omitted)", lambda t: {"upsampled": True}),
     _Field("seed", r"S\d+", f"S<seed> (omitted = {DEFAULT_SEED})", lambda t: {"seed": int(t[1:])}),
@@ -361,7 +379,9 @@ def _decode(name: str) -> dict[str, Any]:
             position += 1
         elif spec.required:
             found = f"token {token!r} at position {position + 1}" if token is not None else "the end of the name"
-            raise BenchmarkNameError(f"benchmark name {name!r}: expected the {spec.label} ({spec.forms}) but found {found}")
+            raise BenchmarkNameError(
+                f"benchmark name {name!r}: expected the {spec.label} ({spec.forms}) but found {found}"
+            )
     if position < len(tokens):
         raise BenchmarkNameError(
             f"benchmark name {name!r}: unknown token {tokens[position]!r} at position {position + 1}; "

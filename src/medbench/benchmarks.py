@@ -10,7 +10,12 @@ from typing import Any
 from medbench.benchmark import Benchmark
 from medbench.errors import BenchmarkNameError
 
-LABEL_SET_SIZES = {"chexpert": (14, 12, 5), "chexpert-dev": (14, 12, 5), "chestxray14-256": (14,), "chestxray14-512": (14,)}
+LABEL_SET_SIZES = {
+    "chexpert": (14, 12, 5),
+    "chexpert-dev": (14, 12, 5),
+    "chestxray14-256": (14,),
+    "chestxray14-512": (14,),
+}
 
 
 def grid(base: Benchmark, **vary: Iterable[Any]) -> list[Benchmark]:
@@ -29,7 +34,13 @@ def grid(base: Benchmark, **vary: Iterable[Any]) -> list[Benchmark]:
 
 def _chexpert(dataset: str, n_classes: int, **changes: Any) -> Benchmark:
     defaults = dict(
-        loss="BCE", epochs=5, batch_size=32, n_classes=n_classes, image_size=256, learning_rate=1e-4, lr_factor=0.5,
+        loss="BCE",
+        epochs=5,
+        batch_size=32,
+        n_classes=n_classes,
+        image_size=256,
+        learning_rate=1e-4,
+        lr_factor=0.5,
         split=(95, 5),
     )
     return Benchmark(dataset=dataset, **{**defaults, **changes})
@@ -51,8 +62,16 @@ DEMO = Benchmark(
 PREDEFINED: dict[str, Benchmark] = {
     b.name: b
     for b in (
-        CHEXPERT_N12, CHEXPERT_N5, CHEXPERT_N14, CHEXPERT_DEV_N12, CHEXPERT_DEV_N5, CHEXPERT_U75, CHEXPERT_U32,
-        CHESTXRAY14_256, CHESTXRAY14_512, DEMO,
+        CHEXPERT_N12,
+        CHEXPERT_N5,
+        CHEXPERT_N14,
+        CHEXPERT_DEV_N12,
+        CHEXPERT_DEV_N5,
+        CHEXPERT_U75,
+        CHEXPERT_U32,
+        CHESTXRAY14_256,
+        CHESTXRAY14_512,
+        DEMO,
     )
 }
 

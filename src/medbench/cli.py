@@ -22,8 +22,8 @@ def _settings():
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from medbench.experiment_exec import BatchItem, load_batch, parse_shard, run_batch, shard
     from medbench.benchmark import Benchmark
+    from medbench.experiment_exec import BatchItem, load_batch, parse_shard, run_batch, shard
 
     if bool(args.batch) == bool(args.benchmark):
         raise MedbenchError("give either --batch FILE or one BENCHMARK name")
@@ -95,7 +95,11 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else _settings().data_dir / "demo"
     root = write_demo_dataset(
-        out, n_train_patients=args.patients, n_valid_patients=args.valid_patients, seed=args.seed, overwrite=args.overwrite
+        out,
+        n_train_patients=args.patients,
+        n_valid_patients=args.valid_patients,
+        seed=args.seed,
+        overwrite=args.overwrite,
     )
     print(f"demo dataset written to {root}")
     return 0

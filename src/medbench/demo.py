@@ -23,7 +23,9 @@ def ensure_demo_data(settings: Settings, *, seed: int = 0) -> Path:
     from medbench.data.demo import write_demo_dataset
 
     root = settings.data_dir / "demo"
-    if (root / "CheXpert-v1.0-small" / "train.csv").is_file() and (root / "CheXpert-v1.0-small" / "valid.csv").is_file():
+    if (root / "CheXpert-v1.0-small" / "train.csv").is_file() and (
+        root / "CheXpert-v1.0-small" / "valid.csv"
+    ).is_file():
         logger.info("demo data already at %s", root)
         return root
     return write_demo_dataset(root, seed=seed)
@@ -43,5 +45,7 @@ def run_demo(settings: Settings | None = None) -> str:
     completed = [entry for entry in entries if entry["status"] == "completed"]
     reevaluate(settings, [entry["id"] for entry in completed], epochs=True)
     board = format_leaderboard(leaderboard(completed))
-    logger.info("demo finished in %.0f s (%d of %d runs completed)", time.time() - started, len(completed), len(entries))
+    logger.info(
+        "demo finished in %.0f s (%d of %d runs completed)", time.time() - started, len(completed), len(entries)
+    )
     return board

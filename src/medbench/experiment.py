@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +87,13 @@ class ExperimentOptions:
             raise ConfigError(f"lr_schedule {self.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "ExperimentOptions":
+    def from_dict(cls, data: dict[str, Any] | None) -> ExperimentOptions:
         data = dict(data or {})
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ConfigError(f"unknown experiment options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+            raise ConfigError(
+                f"unknown experiment options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**data)
 
 
@@ -107,10 +109,10 @@ class Split:
         return len(self.sample_ids)
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame, targets: np.ndarray) -> "Split":
+    def from_table(cls, table: pd.DataFrame, targets: np.ndarray) -> Split:
         return cls(tuple(table["sample_id"].astype(str)), tuple(table["path"].astype(str)), targets)
 
-    def subset(self, indices: np.ndarray) -> "Split":
+    def subset(self, indices: np.ndarray) -> Split:
         return Split(
             tuple(self.sample_ids[i] for i in indices), tuple(self.paths[i] for i in indices), self.targets[indices]
         )
@@ -167,7 +169,7 @@ def prepare_data(benchmark: Benchmark, options: ExperimentOptions, settings: Set
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time plus random hex."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def experiment_name(benchmark: Benchmark, architecture: str) -> str:
@@ -222,7 +224,9 @@ def copy_atomic(source: Path, target: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
-def write_predictions(path: Path, classes: tuple[str, ...], ids: list[str], targets: np.ndarray, predictions: np.ndarray) -> None:
+def write_predictions(
+    path: Path, classes: tuple[str, ...], ids: list[str], targets: np.ndarray, predictions: np.ndarray
+) -> None:
     """CSV keyed by sample id: `true:<class>` (blank = masked) and `pred:<class>` columns."""
     frame = pd.DataFrame({"sample_id": ids})
     for index, name in enumerate(classes):
@@ -249,7 +253,9 @@ def evaluate_split(
 ) -> tuple[MetricsReport, list[str], np.ndarray]:
     """Predict a split in its fixed order and compute exact masked metrics from the predictions."""
     try:
-        ids, predictions, targets = predict_with_ids(model, evaluation_dataset(split.paths, split.targets, split.sample_ids, config))
+        ids, predictions, targets = predict_with_ids(
+            model, evaluation_dataset(split.paths, split.targets, split.sample_ids, config)
+        )
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as error:
         raise _image_failure(split.paths, error) from None
     if ids != list(split.sample_ids):
@@ -270,7 +276,7 @@ def _image_failure(paths: tuple[str, ...], error: Exception) -> Exception:
 class _EpochEnd(keras.callbacks.Callback):
     """Each epoch: exact validation metrics (logged as val_mean_auroc), a checkpoint, a history row."""
 
-    def __init__(self, experiment: "Experiment", data: ExperimentData, config: PipelineConfig) -> None:
+    def __init__(self, experiment: Experiment, data: ExperimentData, config: PipelineConfig) -> None:
         super().__init__()
         self.experiment = experiment
         self.data = data
@@ -295,7 +301,9 @@ class _EpochEnd(keras.callbacks.Callback):
         }
         self.history.append(row)
         write_json_atomic(self.experiment.run_dir / "history.json", self.history)
-        logger.info("epoch %d: val mean AUROC %s", epoch + 1, "undefined" if mean_auroc is None else f"{mean_auroc:.4f}")
+        logger.info(
+            "epoch %d: val mean AUROC %s", epoch + 1, "undefined" if mean_auroc is None else f"{mean_auroc:.4f}"
+        )
 
 
 class _Progress(keras.callbacks.Callback):
@@ -389,7 +397,9 @@ class Experiment:
             "options": asdict(self.options),
             "classes": list(data.classes),
             "seed": self.benchmark.seed,
-            "uncertainty_preset": asdict(self.benchmark.uncertainty_preset) if self.benchmark.uncertainty_preset else None,
+            "uncertainty_preset": asdict(self.benchmark.uncertainty_preset)
+            if self.benchmark.uncertainty_preset
+            else None,
             "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
             "train_label_counts": {
                 name: {"pos": int(p), "neg": int(n), "masked": int(m)}
@@ -399,7 +409,7 @@ class Experiment:
             "class_weights": weights.to_dict() if weights is not None else None,
             "versions": environment_versions(),
             "git_commit": git_commit(self.settings.root),
-            "created": datetime.now(timezone.utc).isoformat(),
+            "created": datetime.now(UTC).isoformat(),
         }
 
     def callbacks(self, epoch_end: _EpochEnd, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
@@ -415,11 +425,15 @@ class Experiment:
             callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: b.learning_rate * b.lr_factor**epoch))
         if self.options.early_stopping_patience is not None:
             callbacks.append(
-                keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=self.options.early_stopping_patience)
+                keras.callbacks.EarlyStopping(
+                    monitor=MONITOR, mode="max", patience=self.options.early_stopping_patience
+                )
             )
         if self.options.tensorboard:
             callbacks.append(
-                keras.callbacks.TensorBoard(log_dir=str(self.run_dir / "tensorboard"), write_graph=False, profile_batch=0)
+                keras.callbacks.TensorBoard(
+                    log_dir=str(self.run_dir / "tensorboard"), write_graph=False, profile_batch=0
+                )
             )
         return callbacks
 
@@ -432,7 +446,14 @@ class Experiment:
         self.run_dir.mkdir(parents=True, exist_ok=False)
         config = self.config(data, weights)
         write_json_atomic(self.run_dir / "config.json", config)
-        logger.info("run %s: %s (train %d, val %d, test %d)", self.run_id, self.name, len(data.train), len(data.val), len(data.test))
+        logger.info(
+            "run %s: %s (train %d, val %d, test %d)",
+            self.run_id,
+            self.name,
+            len(data.train),
+            len(data.val),
+            len(data.test),
+        )
 
         model = self.build_model(len(data.classes))
         model.compile(
@@ -458,7 +479,9 @@ class Experiment:
         results: dict[str, dict[str, Any]] = {}
         for part, split in (("val", data.val), ("test", data.test)):
             report, ids, predictions = evaluate_split(best_model, split, data.classes, eval_config)
-            write_predictions(self.run_dir / "predictions" / f"{part}.csv", data.classes, ids, split.targets, predictions)
+            write_predictions(
+                self.run_dir / "predictions" / f"{part}.csv", data.classes, ids, split.targets, predictions
+            )
             results[part] = report.to_dict()
         finished = time.time()
 
@@ -477,8 +500,8 @@ class Experiment:
             "val": results["val"],
             "test": results["test"],
             "timings": {
-                "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-                "finished": datetime.fromtimestamp(finished, timezone.utc).isoformat(),
+                "started": datetime.fromtimestamp(started, UTC).isoformat(),
+                "finished": datetime.fromtimestamp(finished, UTC).isoformat(),
                 "train_s": round(trained - started, 3),
                 "evaluate_s": round(finished - trained, 3),
                 "total_s": round(finished - started, 3),
@@ -493,13 +516,17 @@ class Experiment:
         }
         write_json_atomic(self.run_dir / "result.json", entry)
         ExperimentLog(self.settings.logs_dir / UNVALIDATED_LOG).append(entry)
-        logger.info("run %s done: best epoch %d, val mean AUROC %s", self.run_id, best, results["val"]["macro"].get("auroc"))
+        logger.info(
+            "run %s done: best epoch %d, val mean AUROC %s", self.run_id, best, results["val"]["macro"].get("auroc")
+        )
         return entry
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int:
     """The epoch (1-based) with the highest validation mean AUROC; the last epoch when none is defined."""
-    scored = [(row[MONITOR], row["epoch"]) for row in history if row.get(MONITOR) is not None and not math.isnan(row[MONITOR])]
+    scored = [
+        (row[MONITOR], row["epoch"]) for row in history if row.get(MONITOR) is not None and not math.isnan(row[MONITOR])
+    ]
     if not scored:
         logger.warning("validation mean AUROC undefined in every epoch; keeping the last epoch")
         return history[-1]["epoch"]

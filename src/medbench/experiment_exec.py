@@ -21,7 +21,7 @@ import logging
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +140,18 @@ def _load_csv_batch(path: Path) -> list[BatchItem]:
         rows = list(csv.DictReader(stream))
         header = rows[0].keys() if rows else []
     if rows and "benchmark" not in header:
-        raise ConfigError(f"{path}: missing column 'benchmark' (found {list(header)}); expected benchmark[,architecture]")
+        raise ConfigError(
+            f"{path}: missing column 'benchmark' (found {list(header)}); expected benchmark[,architecture]"
+        )
     items = []
     for number, row in enumerate(rows, start=2):
         where = f"{path}: row {number}"
         architecture = _architectures((row.get("architecture") or "").strip() or None, where)[0]
-        items.append(BatchItem(_benchmark((row.get("benchmark") or "").strip(), f"{where}, column 'benchmark'"), architecture, {}))
+        items.append(
+            BatchItem(
+                _benchmark((row.get("benchmark") or "").strip(), f"{where}, column 'benchmark'"), architecture, {}
+            )
+        )
     return items
 
 
@@ -175,7 +181,9 @@ def run_batch(
     results = []
     for item in tqdm(items, desc="experiments", unit="exp", disable=not progress):
         try:
-            experiment = Experiment(item.benchmark, item.architecture, ExperimentOptions.from_dict(item.options), settings)
+            experiment = Experiment(
+                item.benchmark, item.architecture, ExperimentOptions.from_dict(item.options), settings
+            )
         except MedbenchError as error:
             results.append(_record_failure(item, None, error, settings))
             continue
@@ -189,14 +197,14 @@ def run_batch(
 def _record_failure(item: BatchItem, run_id: str | None, error: Exception, settings: Settings) -> dict[str, Any]:
     logger.error("experiment %s failed: %s", item.name, error)
     entry = {
-        "id": run_id or f"failed-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}",
+        "id": run_id or f"failed-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}",
         "name": item.name,
         "status": "failed",
         "benchmark": item.benchmark.to_dict(),
         "architecture": item.architecture,
         "error": f"{type(error).__name__}: {error}",
         "traceback": traceback.format_exception(error)[-5:],
-        "time": datetime.now(timezone.utc).isoformat(),
+        "time": datetime.now(UTC).isoformat(),
     }
     ExperimentLog(settings.logs_dir / FAILED_LOG).append(entry)
     return entry

@@ -39,7 +39,9 @@ def leaderboard(entries: Iterable[dict[str, Any]], *, per_class: bool = True) ->
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    return frame.sort_values("val_mean_auroc", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    return frame.sort_values("val_mean_auroc", ascending=False, na_position="last", kind="stable").reset_index(
+        drop=True
+    )
 
 
 def _text(value: Any) -> str:

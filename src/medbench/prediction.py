@@ -25,7 +25,9 @@ def resolve_run(run: str | Path, settings: Settings) -> SavedRun:
     return find_runs(settings, [str(run)])[0]
 
 
-def predict_images(run: SavedRun, paths: Sequence[str | Path], settings: Settings, *, batch_size: int = 32) -> pd.DataFrame:
+def predict_images(
+    run: SavedRun, paths: Sequence[str | Path], settings: Settings, *, batch_size: int = 32
+) -> pd.DataFrame:
     """Probabilities of the run's classes for each image, preprocessed exactly as in its evaluation."""
     if not paths:
         raise ConfigError("no images given to predict")

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,12 @@ def _evaluate(experiment: Experiment, model: keras.Model, data: ExperimentData, 
     return {part: evaluate_split(model, getattr(data, part), data.classes, config)[0].to_dict() for part in parts}
 
 
-def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -> dict[str, Any]:
-    """Recompute val/test metrics of a run's final model (and of every epoch when `epochs`)."""
+def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -> dict[str, Any] | None:
+    """Recompute val/test metrics of a run's final model (and of every epoch when `epochs`).
+
+    A run that never finished has no model.keras: its final model is skipped with a warning and
+    None returned, but its saved epochs are still re-evaluated when asked.
+    """
     experiment = run.experiment(settings)
     data = prepare_data(experiment.benchmark, experiment.options, settings)
     base = {
@@ -97,14 +101,18 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
         "benchmark": run.config["benchmark"],
         "architecture": run.config["architecture"],
         "classes": list(data.classes),
-        "reevaluated": datetime.now(timezone.utc).isoformat(),
+        "reevaluated": datetime.now(UTC).isoformat(),
     }
+    entry = None
     model_path = run.run_dir / "model.keras"
-    if not model_path.is_file():
-        raise ConfigError(f"{run.run_dir}: no model.keras (the run did not finish); re-evaluate its epochs instead")
-    again = _evaluate(experiment, keras.models.load_model(model_path, compile=False), data, ("val", "test"))
-    entry = {**base, "val_again": again["val"], "test_again": again["test"]}
-    ExperimentLog(settings.logs_dir / REEVALUATION_LOG).upsert(entry)
+    if model_path.is_file():
+        again = _evaluate(experiment, keras.models.load_model(model_path, compile=False), data, ("val", "test"))
+        entry = {**base, "val_again": again["val"], "test_again": again["test"]}
+        ExperimentLog(settings.logs_dir / REEVALUATION_LOG).upsert(entry)
+    else:
+        logger.warning(
+            "run %s has no model.keras (it did not finish); only its saved epochs can be re-evaluated", run.run_id
+        )
     if epochs:
         epoch_log = ExperimentLog(settings.logs_dir / EPOCH_REEVALUATION_LOG)
         for epoch, path in tqdm(run.checkpoints(), desc=f"epochs of {run.run_id}", unit="epoch", leave=False):
@@ -117,9 +125,17 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
 
 
 def reevaluate(
-    settings: Settings | None = None, run_ids: Iterable[str] | None = None, *, epochs: bool = False, progress: bool = True
+    settings: Settings | None = None,
+    run_ids: Iterable[str] | None = None,
+    *,
+    epochs: bool = False,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Re-evaluate the given (default: all) saved runs."""
+    """Re-evaluate the given (default: all) saved runs; returns the entries of runs with a final model."""
     settings = settings or Settings.from_env()
     runs = find_runs(settings, run_ids)
-    return [reevaluate_run(run, settings, epochs=epochs) for run in tqdm(runs, desc="re-evaluating", unit="run", disable=not progress)]
+    entries = [
+        reevaluate_run(run, settings, epochs=epochs)
+        for run in tqdm(runs, desc="re-evaluating", unit="run", disable=not progress)
+    ]
+    return [entry for entry in entries if entry is not None]

@@ -37,7 +37,7 @@ class Settings:
     weights_dir: Path
 
     @classmethod
-    def from_env(cls, root: str | Path | None = None) -> "Settings":
+    def from_env(cls, root: str | Path | None = None) -> Settings:
         """Read MEDBENCH_* variables from the process environment, falling back to `<root>/.env`."""
         base = Path(root if root is not None else os.environ.get("MEDBENCH_ROOT", ".")).resolve()
         env = {**_read_env_file(base / ENV_FILE), **os.environ}

@@ -2,7 +2,12 @@
 
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.head import classifier_head
-from medbench.architectures.registry import ArchitectureInfo, architecture_names, get_architecture, register_architecture
+from medbench.architectures.registry import (
+    ArchitectureInfo,
+    architecture_names,
+    get_architecture,
+    register_architecture,
+)
 from medbench.architectures.standardize import standardize
 
 __all__ = [

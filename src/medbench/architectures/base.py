@@ -24,9 +24,7 @@ IMAGE_INPUT = "image"
 METADATA_INPUT = "metadata"
 
 
-def _input_shape(
-    info: ArchitectureInfo, input_shape: tuple[int, ...] | None
-) -> tuple[int, int, int]:
+def _input_shape(info: ArchitectureInfo, input_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
     """(H, W, C) from `input_shape` ((H, W) gets 3 channels), or the registry default."""
     if input_shape is None:
         return info.input_shape
@@ -41,8 +39,7 @@ def _input_shape(
     height, width, _ = shape
     if min(height, width) < info.min_input_size:
         raise ConfigError(
-            f"input_shape {shape} for {info.key}: expected height and width of at least "
-            f"{info.min_input_size} px"
+            f"input_shape {shape} for {info.key}: expected height and width of at least {info.min_input_size} px"
         )
     return shape  # type: ignore[return-value]
 
@@ -90,21 +87,15 @@ def SimpleBaseArchitecture(
         raise ConfigError(f"n_metadata {n_metadata}: expected 0 (no metadata input) or more")
     imagenet = is_imagenet(weights)
     if imagenet and shape[-1] != 3:
-        raise ConfigError(
-            f"input_shape {shape} for {info.key} with ImageNet weights: expected 3 channels"
-        )
+        raise ConfigError(f"input_shape {shape} for {info.key} with ImageNet weights: expected 3 channels")
     weights_path = resolve_weights(info, weights, weights_dir)
 
     image = keras.Input(shape=shape, name=IMAGE_INPUT)
     backbone_model = info.builder(shape, weights=weights_path, imagenet=imagenet, name=BACKBONE_NAME)
     features = backbone_model(image)
     metadata = keras.Input(shape=(n_metadata,), name=METADATA_INPUT) if n_metadata else None
-    outputs = classifier_head(
-        features, n_classes, activation=activation, fcl=fcl, dropout=dropout, metadata=metadata
-    )
+    outputs = classifier_head(features, n_classes, activation=activation, fcl=fcl, dropout=dropout, metadata=metadata)
     inputs = [image, metadata] if metadata is not None else image
     model = keras.Model(inputs, outputs, name=name or info.name.lower())
-    logger.debug(
-        "built %s: input %s, %d classes, weights %s", info.key, shape, n_classes, weights_path
-    )
+    logger.debug("built %s: input %s, %d classes, weights %s", info.key, shape, n_classes, weights_path)
     return model

@@ -89,9 +89,7 @@ class KerasEfficientNet(KerasApplication):
     ) -> keras.Model:
         model = super().__call__(input_shape, weights=weights, imagenet=imagenet, name=name)
         if weights is not None and imagenet:
-            normalization = next(
-                layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)
-            )
+            normalization = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
             std = keras.ops.convert_to_tensor(_EFFICIENTNET_IMAGENET_STD_RGB, dtype="float32")
             normalization.adapt_variance.assign(normalization.adapt_variance * std)
             normalization.finalize_state()
@@ -244,10 +242,7 @@ _ENTRIES: tuple[ArchitectureInfo, ...] = (
         input_size=299,
         min_input_size=71,
     ),
-    *(
-        _efficientnet(variant, size)
-        for variant, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))
-    ),
+    *(_efficientnet(variant, size) for variant, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))),
     # Keras picks the MobileNetV2 file by input rows (96-224) and falls back to 224 otherwise;
     # the 224 file fits every input size since the backbone is fully convolutional.
     _keras_app(
@@ -275,7 +270,7 @@ def _lookup_name(key: str) -> str:
     """Case-folded key without the "2D." prefix: "2D.DenseNet121" and "densenet121" match."""
     name = key.strip().lower()
     prefix = DIMENSION_PREFIX.lower()
-    return name[len(prefix):] if name.startswith(prefix) else name
+    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 def register_architecture(info: ArchitectureInfo, *, overwrite: bool = False) -> ArchitectureInfo:
@@ -283,8 +278,7 @@ def register_architecture(info: ArchitectureInfo, *, overwrite: bool = False) ->
     clash = [key for key in _REGISTRY if _lookup_name(key) == _lookup_name(info.key)]
     if clash and not overwrite:
         raise ConfigError(
-            f"architecture {info.key!r} is already registered as {clash[0]!r}: "
-            "expected a new key or overwrite=True"
+            f"architecture {info.key!r} is already registered as {clash[0]!r}: expected a new key or overwrite=True"
         )
     for key in clash:
         del _REGISTRY[key]

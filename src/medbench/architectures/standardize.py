@@ -34,9 +34,7 @@ def standardize_modes() -> tuple[str, ...]:
 def check_mode(mode: str) -> str:
     """Return `mode` if `standardize` understands it, else raise a ConfigError listing the modes."""
     if mode not in STANDARDIZE_MODES:
-        raise ConfigError(
-            f"unknown standardize mode {mode!r}: expected one of {', '.join(STANDARDIZE_MODES)}"
-        )
+        raise ConfigError(f"unknown standardize mode {mode!r}: expected one of {', '.join(STANDARDIZE_MODES)}")
     return mode
 
 

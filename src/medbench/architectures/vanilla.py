@@ -47,8 +47,7 @@ def SmallCNN(
     for size in (height, width):
         if size is not None and size < MIN_INPUT_SIZE:
             raise ConfigError(
-                f"SmallCNN input_shape {tuple(input_shape)}: expected height and width of at "
-                f"least {MIN_INPUT_SIZE} px"
+                f"SmallCNN input_shape {tuple(input_shape)}: expected height and width of at least {MIN_INPUT_SIZE} px"
             )
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs

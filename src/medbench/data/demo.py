@@ -100,7 +100,10 @@ def write_demo_dataset(
     root = Path(out_dir)
     target = root / DEMO_FOLDER
     if target.exists() and not overwrite:
-        raise DatasetError("already exists; pass overwrite=True (medbench demo-data --overwrite) to replace the demo dataset", file=target)
+        raise DatasetError(
+            "already exists; pass overwrite=True (medbench demo-data --overwrite) to replace the demo dataset",
+            file=target,
+        )
     started = time.perf_counter()
     rng = np.random.default_rng([seed, 0])
     train_rows, train_images = _patients(rng, seed, "train", range(1, n_train_patients + 1), training=True)

@@ -56,7 +56,9 @@ def encode_labels(
     """
     raw = np.asarray(raw, dtype=np.float64)
     if raw.ndim != 2 or raw.shape[1] != len(classes):
-        raise LabelPolicyError(f"labels of shape {raw.shape}: expected (n_samples, {len(classes)}) for classes {list(classes)}")
+        raise LabelPolicyError(
+            f"labels of shape {raw.shape}: expected (n_samples, {len(classes)}) for classes {list(classes)}"
+        )
     if unmentioned not in UNMENTIONED_POLICIES:
         raise LabelPolicyError(f"unmentioned policy {unmentioned!r}: expected one of {', '.join(UNMENTIONED_POLICIES)}")
     known = np.isnan(raw) | np.isin(raw, (POSITIVE, NEGATIVE, UNCERTAIN))
@@ -104,7 +106,9 @@ def upsample_indices(targets: np.ndarray, classes: Sequence[str], factors: Mappi
     """
     unknown = set(factors) - set(classes)
     if unknown:
-        raise LabelPolicyError(f"upsampling factors name unknown classes {sorted(unknown)}; classes are {list(classes)}")
+        raise LabelPolicyError(
+            f"upsampling factors name unknown classes {sorted(unknown)}; classes are {list(classes)}"
+        )
     bad = {name: f for name, f in factors.items() if not isinstance(f, (int, np.integer)) or f < 1}
     if bad:
         raise LabelPolicyError(f"upsampling factors {bad}: expected integers >= 1")

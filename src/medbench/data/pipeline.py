@@ -147,7 +147,7 @@ def evaluation_dataset(
     return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(config.batch_size).prefetch(AUTOTUNE)
 
 
-def predict_with_ids(model: "tf.keras.Model", dataset: tf.data.Dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
+def predict_with_ids(model: tf.keras.Model, dataset: tf.data.Dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Run `model` over an evaluation dataset: (sample ids, predictions, targets), row-aligned by construction."""
     ids: list[str] = []
     predictions: list[np.ndarray] = []

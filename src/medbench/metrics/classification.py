@@ -371,8 +371,7 @@ def _as_2d(values: ArrayLike, what: str) -> np.ndarray:
     array = _as_float(values, what)
     if array.ndim != 2:
         raise MetricInputError(
-            f"{what} has shape {array.shape}; expected (n_samples, n_classes) "
-            "(use .reshape(-1, 1) for a single class)"
+            f"{what} has shape {array.shape}; expected (n_samples, n_classes) (use .reshape(-1, 1) for a single class)"
         )
     return array
 

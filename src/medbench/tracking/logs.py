@@ -11,10 +11,10 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from filelock import FileLock
 
@@ -78,7 +78,9 @@ class ExperimentLog:
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            raise LogCorruptError(f"{self.path}: not valid JSON ({error}); expected a list of experiment entries") from None
+            raise LogCorruptError(
+                f"{self.path}: not valid JSON ({error}); expected a list of experiment entries"
+            ) from None
         if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
             raise LogCorruptError(f"{self.path}: expected a JSON list of experiment entries (objects)")
         return entries
