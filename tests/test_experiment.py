@@ -205,6 +205,11 @@ def test_predict_matches_the_stored_predictions(finished: tuple[Experiment, dict
     assert list(frame.columns) == ["image", *classes]
     np.testing.assert_allclose(frame[list(classes)].to_numpy(), stored[:5], atol=1e-5)
 
+    broken = experiment.settings.root / "broken.png"
+    broken.write_text("not an image")
+    with pytest.raises(ImageError, match=r"(?s)1 image\(s\) cannot be read.*broken\.png: is not an image"):
+        predict_images(resolve_run(entry["id"], experiment.settings), [data.test.paths[0], broken], experiment.settings)
+
 
 def test_uncertainty_policy_shapes_training_targets_only(settings: Settings) -> None:
     ones = prepare_data(BENCHMARK.with_(uncertainty="ones", split=(50, 30, 20)), FAST, settings)

@@ -31,11 +31,11 @@ from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark import Benchmark
 from medbench.data.datasets import DatasetSpec, get_dataset, load_dataset
-from medbench.data.images import verify_images
+from medbench.data.images import unreadable_images_error, verify_images
 from medbench.data.labels import default_upsample_factors, encode_labels, label_counts, upsample_indices
 from medbench.data.pipeline import PipelineConfig, evaluation_dataset, predict_with_ids, training_dataset
 from medbench.data.splits import split_by_patient
-from medbench.errors import ConfigError, ImageError
+from medbench.errors import ConfigError
 from medbench.metrics.class_weights import ClassWeights, compute_class_weights
 from medbench.metrics.classification import MetricsReport, evaluate_predictions
 from medbench.metrics.keras_metrics import MaskedAUC
@@ -266,11 +266,7 @@ def evaluate_split(
 def _image_failure(paths: tuple[str, ...], error: Exception) -> Exception:
     """Turn a TensorFlow decode failure into one error listing every unreadable image."""
     problems = verify_images(sorted(set(paths)))
-    if not problems:
-        return error
-    listing = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
-    more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
-    return ImageError(f"{len(problems)} image(s) cannot be read as PNG/JPEG:\n{listing}{more}")
+    return unreadable_images_error(problems) if problems else error
 
 
 class _EpochEnd(keras.callbacks.Callback):
@@ -319,8 +315,9 @@ class _Progress(keras.callbacks.Callback):
             self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        auroc = (logs or {}).get(MONITOR)
-        self.bar.set_description(f"epoch {epoch + 1} val AUROC {auroc:.3f}" if auroc == auroc else f"epoch {epoch + 1}")
+        auroc = (logs or {}).get(MONITOR, float("nan"))
+        defined = not math.isnan(auroc)
+        self.bar.set_description(f"epoch {epoch + 1} val AUROC {auroc:.3f}" if defined else f"epoch {epoch + 1}")
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.bar.close()

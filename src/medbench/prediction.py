@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from medbench.data.images import verify_images
+from medbench.data.images import unreadable_images_error, verify_images
 from medbench.data.pipeline import evaluation_dataset, predict_with_ids
-from medbench.errors import ConfigError, ImageError
+from medbench.errors import ConfigError
 from medbench.reevaluation import SavedRun, find_runs
 from medbench.settings import Settings
 
@@ -34,14 +35,12 @@ def predict_images(
     files = [str(Path(path).resolve()) for path in paths]
     problems = verify_images(files)
     if problems:
-        listing = "\n".join(f"  {path}: {reason}" for path, reason in problems)
-        raise ImageError(f"{len(problems)} image(s) cannot be read:\n{listing}")
+        raise unreadable_images_error(problems)
     model_path = run.run_dir / "model.keras"
     if not model_path.is_file():
         raise ConfigError(f"{run.run_dir}: no model.keras (the run did not finish)")
     experiment = run.experiment(settings)
-    config = experiment.pipeline_config(training=False)
-    config = type(config)(**{**config.__dict__, "batch_size": batch_size})
+    config = replace(experiment.pipeline_config(training=False), batch_size=batch_size)
     classes = list(run.config["classes"])
     dataset = evaluation_dataset(files, np.zeros((len(files), len(classes))), files, config)
     ids, predictions, _ = predict_with_ids(keras.models.load_model(model_path, compile=False), dataset)

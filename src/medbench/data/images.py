@@ -137,3 +137,10 @@ def _scaled_to_uint8(values: np.ndarray, mode: str, path: str | os.PathLike[str]
     if high <= low:
         return np.zeros(values.shape, dtype=np.uint8)
     return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def unreadable_images_error(problems: Sequence[tuple[str, str]], *, shown: int = 20) -> ImageError:
+    """One error listing every unreadable image (the first `shown` by name) with its reason."""
+    listing = "\n".join(f"  {path}: {reason}" for path, reason in problems[:shown])
+    more = f"\n  … and {len(problems) - shown} more" if len(problems) > shown else ""
+    return ImageError(f"{len(problems)} image(s) cannot be read as PNG/JPEG:\n{listing}{more}")
