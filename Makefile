@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TF_EXTRA ?= cpu
 INSTALL_STAMP := $(VENV)/.installed-$(TF_EXTRA)
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean docker-test
 
 install: $(INSTALL_STAMP)
 
@@ -22,6 +22,10 @@ demo: $(INSTALL_STAMP)
 
 test: $(INSTALL_STAMP)
 	$(BIN)/python -m pytest -q
+
+# Build docker/Dockerfile with podman on a local Debian base and run the demo batch in it (root; not in `test`).
+docker-test:
+	bash docker/test.sh
 
 clean:
 	rm -rf $(VENV) data/demo data/cache models/* logs/*.json logs/*.lock

@@ -93,7 +93,7 @@ def test_reruns_get_their_own_run_folder(settings: Settings) -> None:
     first.run()
     second.run()
     assert first.run_id != second.run_id and first.run_dir.parent == second.run_dir.parent
-    assert len(list(first.run_dir.parent.iterdir())) == 2
+    assert len([path for path in first.run_dir.parent.iterdir() if path.is_dir()]) == 2
     assert len(ExperimentLog(settings.logs_dir / UNVALIDATED_LOG).read()) == 2
 
 

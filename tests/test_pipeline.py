@@ -1,95 +1,208 @@
-"""The tf.data pipeline: fixed evaluation order with ids, seeded shuffling, augmentation, decoding."""
+"""The cache-based tf.data pipeline: evaluation order with ids, per-epoch determinism, resume, augmentation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+import tensorflow as tf
 
+from medbench.architectures.standardize import standardize
 from medbench.data.pipeline import (
     PipelineConfig,
+    affine_matrices,
     affine_matrix,
-    augment_affine,
-    evaluation_dataset,
-    training_dataset,
+    augment_affine_batch,
+    augment_color_batch,
+    cached_evaluation_dataset,
+    cached_training_dataset,
+    standardize_images,
+    steps_per_epoch,
 )
+from medbench.errors import ConfigError
+from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
+
+N = 10
+
+
+def levels() -> list[int]:
+    return [20 * index + 5 for index in range(N)]
 
 
 @pytest.fixture
-def images(tmp_path: Path) -> list[str]:
-    """Ten images of different sizes and modes, each a flat grey level that identifies it."""
+def flat_paths(tmp_path: Path) -> list[str]:
+    """Ten flat images of different sizes, each a grey level that identifies it."""
     paths = []
-    modes = ["L", "RGB", "RGBA", "L", "RGB"]
-    for index in range(10):
-        mode = modes[index % len(modes)]
-        value = 20 * index + 5
-        color = value if mode == "L" else (value,) * 3 + ((255,) if mode == "RGBA" else ())
-        suffix = ".jpg" if index % 3 == 0 and mode != "RGBA" else ".png"
-        path = tmp_path / f"img{index}{suffix}"
-        Image.new(mode, (40 + index, 50), color).save(path, quality=100)
+    for index, level in enumerate(levels()):
+        path = tmp_path / "flat" / f"img{index}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), np.full((40 + index, 50), level, np.uint8))
         paths.append(str(path))
     return paths
 
 
-def test_evaluation_keeps_order_and_ids(images: list[str]) -> None:
-    targets = np.arange(30, dtype=np.float32).reshape(10, 3)
-    ids = [f"id-{i}" for i in range(10)]
+@pytest.fixture
+def flat(tmp_path: Path, flat_paths: list[str]) -> ImageCache:
+    return build_cache(flat_paths, PreprocessParams(16), tmp_path / "cache", workers=1, progress=False)
+
+
+@pytest.fixture
+def textured(tmp_path: Path) -> ImageCache:
+    """Ten 32-px noisy images with an off-centre bright square (so warps and colour changes show)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(N):
+        image = rng.integers(40, 120, (32, 32), dtype=np.uint8)
+        image[4:12, 6:14] = 230
+        path = tmp_path / "textured" / f"t{index}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), image)
+        paths.append(str(path))
+    return build_cache(paths, PreprocessParams(32), tmp_path / "cache", workers=1, progress=False)
+
+
+def batches(dataset: tf.data.Dataset) -> list[tuple[np.ndarray, ...]]:
+    return [tuple(part.numpy() for part in batch) for batch in dataset]
+
+
+def flat_levels(images: np.ndarray) -> list[int]:
+    return np.rint(images.mean(axis=(1, 2, 3))).astype(int).tolist()
+
+
+def test_steps_per_epoch_keeps_the_last_partial_batch() -> None:
+    assert [steps_per_epoch(n, 4) for n in (1, 4, 5, 8, 10)] == [1, 1, 2, 2, 3]
+
+
+def test_evaluation_keeps_order_and_ids(flat: ImageCache, flat_paths: list[str]) -> None:
+    order = [3, 0, 9, 9, 5, 1, 2, 8, 7, 6, 4]
+    rows = flat.rows([flat_paths[i] for i in order])
+    targets = np.arange(len(order) * 2, dtype=np.float32).reshape(-1, 2)
+    ids = [f"id-{i}-{k}" for k, i in enumerate(order)]
     config = PipelineConfig(image_size=16, batch_size=4, standardize="none")
-    batches = list(evaluation_dataset(images, targets, ids, config))
-    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
-    got_ids = [v.decode() for b in batches for v in b[2].numpy()]
-    assert got_ids == ids
-    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), targets)
-    levels = np.concatenate([b[0].numpy().mean(axis=(1, 2, 3)) for b in batches])
-    np.testing.assert_allclose(levels, [20 * i + 5 for i in range(10)], atol=1.5)
-    again = [v.decode() for b in evaluation_dataset(images, targets, ids, config) for v in b[2].numpy()]
-    assert again == ids
+    got = batches(cached_evaluation_dataset(flat, rows, targets, ids, config))
+    assert [batch[0].shape for batch in got] == [(4, 16, 16, 3), (4, 16, 16, 3), (3, 16, 16, 3)]
+    assert [value.decode() for batch in got for value in batch[2]] == ids
+    np.testing.assert_array_equal(np.concatenate([batch[1] for batch in got]), targets)
+    assert flat_levels(np.concatenate([batch[0] for batch in got])) == [levels()[i] for i in order]
 
 
-def test_every_mode_decodes_to_three_channels(images: list[str]) -> None:
-    config = PipelineConfig(image_size=16, batch_size=10, standardize="none")
-    [(batch, _, _)] = list(evaluation_dataset(images, np.zeros((10, 1)), [str(i) for i in range(10)], config))
-    assert batch.shape == (10, 16, 16, 3)
-    assert np.allclose(batch.numpy()[..., 0], batch.numpy()[..., 2], atol=1.0)
+def test_one_channel_cache_expands_to_three_or_stays_one(flat: ImageCache) -> None:
+    rows = np.arange(N)
+    three = batches(cached_evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16)))
+    assert three[0][0].shape == (N, 16, 16, 3)
+    np.testing.assert_array_equal(three[0][0][..., 0], three[0][0][..., 2])
+    one = batches(cached_evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16, out=1)))
+    assert one[0][0].shape == (N, 16, 16, 1)
+    np.testing.assert_array_equal(one[0][0][..., 0], three[0][0][..., 0])
 
 
-def test_training_shuffles_per_epoch_with_a_seed(images: list[str]) -> None:
-    targets = np.arange(10, dtype=np.float32)[:, None]
-    config = PipelineConfig(image_size=8, batch_size=10, standardize="none", seed=1)
-    data = training_dataset(images, targets, config)
-    epochs = [next(iter(data))[1].numpy().ravel().tolist() for _ in range(2)]
-    assert sorted(epochs[0]) == list(range(10)) and sorted(epochs[1]) == list(range(10))
-    assert epochs[0] != epochs[1]
-    same_seed = training_dataset(images, targets, config)
-    assert next(iter(same_seed))[1].numpy().ravel().tolist() == epochs[0]
+def _config(size: int, batch: int = N, out: int = 3, **kwargs: object) -> PipelineConfig:
+    return PipelineConfig(image_size=size, batch_size=batch, standardize="none", channels_out=out, **kwargs)  # type: ignore[arg-type]
 
 
-def test_standardize_is_applied(images: list[str]) -> None:
-    config = PipelineConfig(image_size=8, batch_size=10, standardize="unit")
-    [(batch, _, _)] = list(evaluation_dataset(images, np.zeros((10, 1)), [str(i) for i in range(10)], config))
-    assert 0.0 <= float(batch.numpy().min()) and float(batch.numpy().max()) <= 1.0
+def test_the_cache_must_fit_the_config(flat: ImageCache) -> None:
+    with pytest.raises(ConfigError, match="16 px"):
+        cached_evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), _config(32))
+    with pytest.raises(ConfigError, match="channels_out"):
+        cached_training_dataset(flat, np.arange(N), np.zeros((N, 1)), _config(16, out=2))
+    with pytest.raises(ConfigError, match="target rows"):
+        cached_training_dataset(flat, np.arange(N), np.zeros((N - 1, 1)), _config(16))
 
 
-def test_affine_matrix_stays_within_the_declared_ranges() -> None:
-    import tensorflow as tf
+def test_training_order_is_a_function_of_seed_and_epoch(flat: ImageCache) -> None:
+    targets = np.arange(N, dtype=np.float32)[:, None]
+    config = _config(16, batch=4, seed=1)
+    data = batches(cached_training_dataset(flat, np.arange(N), targets, config, epochs=3))
+    assert [batch[0].shape[0] for batch in data] == [4, 4, 2] * 3
+    epochs = [np.concatenate([batch[1] for batch in data[3 * e : 3 * e + 3]]).ravel().astype(int) for e in range(3)]
+    for order in epochs:
+        assert sorted(order) == list(range(N))
+    assert len({tuple(order) for order in epochs}) == 3  # reshuffled every epoch
+    for e, order in enumerate(epochs):  # images travel with their targets
+        epoch_images = np.concatenate([batch[0] for batch in data[3 * e : 3 * e + 3]])
+        assert flat_levels(epoch_images) == [levels()[i] for i in order]
+    again = batches(cached_training_dataset(flat, np.arange(N), targets, config, epochs=3))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(data, again))
+    other_seed = batches(cached_training_dataset(flat, np.arange(N), targets, _config(16, batch=4, seed=2)))
+    assert not np.array_equal(np.concatenate([batch[1] for batch in other_seed]).ravel(), epochs[0])
 
-    for seed in range(50):
-        a0, a1, _, b0, b1, _, _, _ = affine_matrix(tf.constant([seed, 7]), 64).numpy()
+
+def test_resumed_run_gets_the_same_batches(textured: ImageCache) -> None:
+    targets = np.arange(N, dtype=np.float32)[:, None]
+    config = PipelineConfig(
+        image_size=32, batch_size=4, standardize="tf", augmentations=("affine", "color"), seed=7, channels_out=3
+    )
+    rows = np.arange(N)
+    whole = batches(cached_training_dataset(textured, rows, targets, config, first_epoch=0, epochs=3))
+    resumed = batches(cached_training_dataset(textured, rows, targets, config, first_epoch=1, epochs=3))
+    assert len(whole) == 9 and len(resumed) == 6
+    for expected, got in zip(whole[3:], resumed):
+        np.testing.assert_array_equal(expected[0], got[0])
+        np.testing.assert_array_equal(expected[1], got[1])
+    single = batches(cached_training_dataset(textured, rows, targets, config, first_epoch=2, epochs=3))
+    np.testing.assert_array_equal(single[0][0], whole[6][0])
+
+
+def test_augmentation_changes_pixels_but_not_shapes(textured: ImageCache) -> None:
+    rows, targets = np.arange(N), np.zeros((N, 1), np.float32)
+    plain = batches(cached_training_dataset(textured, rows, targets, _config(32, seed=3)))
+    for augmentations in (("affine",), ("color",), ("affine", "color")):
+        config = _config(32, seed=3, augmentations=augmentations)
+        augmented = batches(cached_training_dataset(textured, rows, targets, config))
+        assert augmented[0][0].shape == plain[0][0].shape == (N, 32, 32, 3)
+        assert not np.allclose(augmented[0][0], plain[0][0])  # same seed, so the same order
+        assert 0.0 <= augmented[0][0].min() and augmented[0][0].max() <= 255.0
+
+
+def test_batch_augmentation_differs_per_image() -> None:
+    image = np.zeros((32, 32, 1), np.float32)
+    image[4:12, 6:14] = 200.0
+    image[12:20, 12:20] = 100.0
+    batch = tf.constant(np.repeat(image[None], 4, axis=0))
+    warped = augment_affine_batch(batch, tf.constant([1, 2])).numpy()
+    assert warped.shape == (4, 32, 32, 1)
+    assert len({warped[i].tobytes() for i in range(4)}) == 4
+    assert np.all(warped[:, 15:17, 15:17] > 50)  # ±5 % shift cannot move the centre block away
+    coloured = augment_color_batch(batch, tf.constant([1, 2])).numpy()
+    assert len({float(coloured[i].mean()) for i in range(4)}) == 4
+    again = augment_affine_batch(batch, tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(warped, again)
+
+
+def test_affine_matrices_stay_within_the_declared_ranges() -> None:
+    draws = tf.random.stateless_uniform((200, 4), seed=[4, 2], minval=-1.0, maxval=1.0)
+    for a0, a1, _, b0, b1, _, c0, c1 in affine_matrices(draws, 64).numpy():
         scale = 1 / np.hypot(a0, b0)
         angle = np.degrees(np.arctan2(a1, a0))
         assert 0.95 - 1e-6 <= scale <= 1.05 + 1e-6 and abs(angle) <= 15 + 1e-4
-        assert a0 == pytest.approx(b1) and a1 == pytest.approx(-b0)
+        assert a0 == pytest.approx(b1) and a1 == pytest.approx(-b0) and c0 == c1 == 0
+    single = affine_matrix(tf.constant([3, 1]), 64).numpy()
+    assert single.shape == (8,)
 
 
-def test_affine_augmentation_moves_pixels_but_keeps_the_centre() -> None:
-    import tensorflow as tf
+@pytest.mark.parametrize("mode", ["unit", "tf", "torch", "caffe", "zscore", "none"])
+def test_standardize_modes_match_standardize(flat: ImageCache, flat_paths: list[str], mode: str) -> None:
+    config = PipelineConfig(image_size=16, batch_size=4, standardize=mode)
+    got = np.concatenate(
+        [
+            b[0]
+            for b in batches(
+                cached_evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), config)
+            )
+        ]
+    )
+    raw = np.repeat(flat.images(np.arange(N)).astype(np.float32), 3, axis=-1)
+    np.testing.assert_allclose(got, standardize(raw, mode).numpy(), rtol=1e-6, atol=1e-5)
+    adhoc = np.stack([preprocess_image(path, flat.params) for path in flat_paths])
+    np.testing.assert_allclose(standardize_images(adhoc, config), got, rtol=1e-6, atol=1e-5)
+    if mode == "unit":
+        assert 0.0 <= got.min() and got.max() <= 1.0
+    if mode == "tf":
+        assert -1.0 <= got.min() and got.max() <= 1.0
 
-    image = np.zeros((33, 33, 3), np.float32)
-    image[14:19, 14:19] = 255.0
-    image[0:4, 0:33] = 100.0
-    moved = [augment_affine(tf.constant(image), tf.constant([s, 1]), 33).numpy() for s in range(5)]
-    assert any(not np.allclose(m, image) for m in moved)
-    for m in moved:
-        assert m[16, 16, 0] > 100  # ±5 % translation cannot move the centre blob off the centre
+
+def test_standardize_images_checks_its_input() -> None:
+    with pytest.raises(ConfigError, match="shape"):
+        standardize_images(np.zeros((16, 16, 1), np.uint8), PipelineConfig(image_size=16, batch_size=1))

@@ -59,3 +59,88 @@ def test_order_matters(image: np.ndarray) -> None:
 def test_unknown_transform_is_named() -> None:
     with pytest.raises(BenchmarkNameError, match="'sharpen'"):
         parse_transform("sharpen")
+
+
+TOKENS = ("sharp21", "histeq", "clahe", "clahe4", "blur2", "median3", "median4", "window100w50")
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_every_layout_gives_the_grayscale_result_per_channel(token: str, image: np.ndarray) -> None:
+    """(H, W, 1) from the cache and replicated RGB must transform exactly like the plain (H, W) image."""
+    transform = parse_transform(token)
+    gray = transform(image)
+    single = transform(image[..., None])
+    rgb = transform(np.repeat(image[..., None], 3, axis=2))
+    assert single.shape == image.shape + (1,) and rgb.shape == image.shape + (3,)
+    assert gray.dtype == single.dtype == rgb.dtype == np.uint8
+    np.testing.assert_array_equal(single[..., 0], gray)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], gray)
+
+
+def test_histeq_flattens_the_histogram(image: np.ndarray) -> None:
+    def flatness(values: np.ndarray) -> float:  # largest gap between the CDF and a uniform CDF
+        cdf = np.cumsum(np.bincount(values.ravel(), minlength=256)) / values.size
+        return float(np.abs(cdf - np.linspace(1 / 256, 1, 256)).max())
+
+    out = parse_transform("histeq")(image)
+    assert flatness(out) < 0.05 < flatness(image)
+
+
+def test_clahe_raises_local_contrast() -> None:
+    rng = np.random.default_rng(2)
+    flat = np.clip(120 + rng.normal(0, 3, (64, 64)), 0, 255).astype(np.uint8)
+
+    def local_contrast(values: np.ndarray) -> float:
+        tiles = values.astype(np.float32).reshape(8, 8, 8, 8).swapaxes(1, 2)
+        return float(tiles.std(axis=(2, 3)).mean())
+
+    assert local_contrast(parse_transform("clahe")(flat)) > 2 * local_contrast(flat)
+
+
+def test_blur_lowers_variance_of_noise() -> None:
+    noise = np.random.default_rng(3).integers(0, 256, (64, 64), dtype=np.uint8)
+    assert parse_transform("blur2")(noise).astype(np.float32).var() < 0.2 * noise.astype(np.float32).var()
+
+
+def test_median_removes_salt_and_pepper() -> None:
+    rng = np.random.default_rng(4)
+    clean = np.full((64, 64), 100, np.uint8)
+    noisy = clean.copy()
+    noisy[rng.random(clean.shape) < 0.05] = 0
+    noisy[rng.random(clean.shape) < 0.05] = 255
+    assert (noisy != clean).mean() > 0.08
+    assert (parse_transform("median3")(noisy) != clean).mean() < 0.01
+    assert (parse_transform("blur1")(noisy) != clean).mean() > 0.5  # a gaussian only smears the specks
+
+
+def test_window_endpoints_and_middle() -> None:
+    ramp = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    out = parse_transform("window100w50")(ramp)
+    assert out[ramp == 75].item() == 0 and out[ramp == 125].item() == 255
+    assert abs(int(out[ramp == 100].item()) - 127) <= 1
+    assert (np.diff(out.ravel().astype(int)) >= 0).all()
+    with pytest.raises(BenchmarkNameError):
+        parse_transform("window100w0")
+
+
+def test_sharpening_raises_edge_energy() -> None:
+    step = np.full((32, 32), 80, np.uint8)
+    step[:, 16:] = 160
+    soft = parse_transform("blur1")(step)
+
+    def edge_energy(values: np.ndarray) -> float:
+        return float(np.square(np.diff(values.astype(np.float32), axis=1)).sum())
+
+    assert edge_energy(parse_transform("sharp21")(soft)) > 1.5 * edge_energy(soft)
+
+
+def test_blur_then_sharpen_differs_from_sharpen_then_blur() -> None:
+    """Both are linear and would commute, but sharpening a full-range edge clips its overshoot."""
+    edge = np.zeros((32, 32), np.uint8)
+    edge[:, 16:] = 255
+    blur_first = compose(["blur3", "sharp21"])(edge)
+    sharpen_first = compose(["sharp21", "blur3"])(edge)
+    assert np.abs(blur_first.astype(int) - sharpen_first.astype(int)).max() > 5
+    np.testing.assert_array_equal(blur_first, parse_transform("sharp21")(parse_transform("blur3")(edge)))
+    np.testing.assert_array_equal(compose([])(edge), edge)

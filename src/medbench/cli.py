@@ -31,17 +31,24 @@ def cmd_exec(args: argparse.Namespace) -> int:
         items = load_batch(args.batch)
     else:
         items = [BatchItem(Benchmark.from_name(args.benchmark), args.architecture, {})]
-    if args.shard:
+    if args.shard is not None:
         index, count = parse_shard(args.shard)
-        items = shard(items, index, count)
+        total, items = len(items), shard(items, index, count)
+        if not items:
+            print(f"medbench: shard {index}/{count} holds no experiments (the batch has {total})", file=sys.stderr)
+            return 0
     if args.dry_run:
         for item in items:
             print(item.name)
         return 0
-    results = run_batch(items, _settings())
+    overrides = {"strategy": args.strategy} if args.strategy else {}
+    if args.skip_unreadable:
+        overrides["skip_unreadable"] = True
+    results = run_batch(items, _settings(), rerun=args.rerun, options=overrides)
     failed = [entry for entry in results if entry.get("status") == "failed"]
     for entry in results:
-        print(f"{entry['status']:9s} {entry['id']}  {entry['name']}")
+        status = "skipped" if entry.get("skipped") else entry["status"]
+        print(f"{status:9s} {entry['id']}  {entry['name']}")
     return 1 if failed else 0
 
 
@@ -78,6 +85,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     moved = validate_entries(_settings().logs_dir, args.run or None)
     print(f"validated {len(moved)} experiment(s)")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from medbench.tracking.storage import sync
+
+    report = sync(_settings(), deadline_s=args.deadline)
+    for run_id in report.uploaded:
+        print(f"uploaded  {run_id}  {report.remote[run_id]}")
+    for run_id in report.pending:
+        print(f"pending   {run_id}")
+    for run_id, reason in report.failed.items():
+        print(f"failed    {run_id}  {reason}")
+    if report.warning:
+        print(f"warning: {report.warning}", file=sys.stderr)
+    return 0 if report.complete else 1
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from medbench.tracking.storage import pull
+
+    print(pull(args.run_id, _settings(), deadline_s=args.deadline))
+    return 0
+
+
+def cmd_merge_logs(args: argparse.Namespace) -> int:
+    from medbench.tracking.merge import merge_logs
+
+    missing = [folder for folder in args.sources if not Path(folder).is_dir()]
+    if missing:
+        raise MedbenchError(f"log folder(s) {missing} do not exist; expected folders holding shard logs")
+    added = merge_logs(args.sources, args.into)
+    for name, count in added.items():
+        print(f"{count:6d} new  {name}")
     return 0
 
 
@@ -120,6 +161,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from medbench.benchmark import Benchmark
+    from medbench.preprocessing.cache import build_benchmark_cache
+
+    cache = build_benchmark_cache(
+        Benchmark.from_name(args.benchmark), _settings(), workers=args.workers, strict=args.strict
+    )
+    summary = cache.summary
+    print(f"cache {cache.directory}")
+    print(f"{summary.computed} built, {summary.reused} reused, {summary.failed} failed; report {cache.report_path}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "architectures":
         from medbench.architectures.registry import architecture_names
@@ -148,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--architecture", default="2D.SmallCNN", help="registry key for a single benchmark")
     run.add_argument("--dry-run", action="store_true", help="print the experiment names and stop")
     run.add_argument("--shard", help="run only shard i of n (i/n, from 0): every n-th experiment from i")
+    run.add_argument(
+        "--rerun", action="store_true", help="start new runs even where a completed run exists (default: skip it)"
+    )
+    run.add_argument(
+        "--strategy", choices=("default", "mirrored", "multiworker"), help="tf.distribute strategy for every run"
+    )
+    run.add_argument(
+        "--skip-unreadable", action="store_true", help="leave out unreadable images instead of stopping (listed)"
+    )
     run.set_defaults(func=cmd_exec)
 
     again = commands.add_parser("reevaluate", help="recompute metrics of saved runs (and of every epoch)")
@@ -164,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="move entries from the unvalidated to the validated log")
     validate.add_argument("--run", action="append", help="run id (repeatable; default all)")
     validate.set_defaults(func=cmd_validate)
+
+    upload = commands.add_parser("sync", help="upload the runs waiting in logs/outbox to MEDBENCH_GCS_BUCKET")
+    upload.add_argument("--deadline", type=float, default=60.0, help="seconds of retries before giving up for now")
+    upload.set_defaults(func=cmd_sync)
+
+    fetch = commands.add_parser("pull", help="download a run folder by id from MEDBENCH_GCS_BUCKET into models/")
+    fetch.add_argument("run_id")
+    fetch.add_argument("--deadline", type=float, default=60.0, help="seconds of retries before giving up")
+    fetch.set_defaults(func=cmd_pull)
+
+    merge = commands.add_parser("merge-logs", help="merge the log folders of shards into one (each entry once)")
+    merge.add_argument("sources", nargs="+", help="log folders of the shards")
+    merge.add_argument("--into", required=True, help="the log folder to merge into (e.g. logs)")
+    merge.set_defaults(func=cmd_merge_logs)
 
     board = commands.add_parser("leaderboard", help="completed runs ranked by validation mean AUROC")
     board.add_argument("--summary", action="store_true", help="mean AUROC only, no per-class columns")
@@ -183,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="parse a benchmark name and print its fields")
     inspect.add_argument("name")
     inspect.set_defaults(func=cmd_inspect)
+
+    prep = commands.add_parser("preprocess", help="build (or reuse) the preprocessing cache of a benchmark's dataset")
+    prep.add_argument("benchmark", help="a benchmark name (its dataset, image size, crop and transformations)")
+    prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prep.add_argument("--strict", action="store_true", help="fail when any image cannot be read")
+    prep.set_defaults(func=cmd_preprocess)
 
     listing = commands.add_parser("list", help="list architectures, datasets or predefined benchmarks")
     listing.add_argument("what", choices=("architectures", "datasets", "benchmarks"))

@@ -45,3 +45,7 @@ class WeightsNotFoundError(MedbenchError, FileNotFoundError):
 
 class ConfigError(MedbenchError, ValueError):
     """A batch file, environment variable or option that is malformed."""
+
+
+class StorageError(MedbenchError, OSError):
+    """A file medbench must write could not be written (full disk, read-only or missing folder)."""

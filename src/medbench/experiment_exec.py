@@ -33,7 +33,7 @@ from medbench.benchmark import Benchmark
 from medbench.benchmarks import grid
 from medbench.data.datasets import get_dataset
 from medbench.data.labels import uncertain_targets
-from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError
+from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError, StorageError
 from medbench.experiment import experiment_name
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, ExperimentLog
@@ -88,14 +88,19 @@ def _architectures(value: Any, where: str) -> list[str]:
 def load_batch(path: str | Path) -> list[BatchItem]:
     """Expand a batch file into its experiments, in file order; errors name the file and entry."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a .yaml/.yml or .csv batch file")
     if not path.is_file():
-        raise ConfigError(f"{path}: batch file not found")
-    if path.suffix.lower() == ".csv":
-        items = _load_csv_batch(path)
-    elif path.suffix.lower() in (".yaml", ".yml"):
-        items = _load_yaml_batch(path)
-    else:
-        raise ConfigError(f"{path}: expected a .yaml/.yml or .csv batch file")
+        raise ConfigError(f"{path}: batch file not found; expected a .yaml/.yml or .csv batch file at this path")
+    try:
+        if path.suffix.lower() == ".csv":
+            items = _load_csv_batch(path)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            items = _load_yaml_batch(path)
+        else:
+            raise ConfigError(f"{path}: expected a .yaml/.yml or .csv batch file")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: is not UTF-8 text ({error}); expected a UTF-8 YAML or CSV batch file") from None
     if not items:
         raise ConfigError(f"{path}: the batch holds no experiments (an empty file, or grids that expand to nothing)")
     for item in items:
@@ -105,7 +110,7 @@ def load_batch(path: str | Path) -> list[BatchItem]:
 
 def _load_yaml_batch(path: Path) -> list[BatchItem]:
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     if spec is None:
@@ -119,6 +124,7 @@ def _load_yaml_batch(path: Path) -> list[BatchItem]:
     options = spec.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: options: expected a mapping of ExperimentOptions fields")
+    _check_options(options, f"{path}: options")
     benchmarks = [_benchmark(entry, f"{path}: benchmarks[{i}]") for i, entry in enumerate(spec.get("benchmarks") or [])]
     grids = spec.get("grid") or []
     for index, entry in enumerate(grids if isinstance(grids, list) else [grids]):
@@ -128,6 +134,12 @@ def _load_yaml_batch(path: Path) -> list[BatchItem]:
         vary = entry.get("vary") or {}
         if not isinstance(vary, dict) or not all(isinstance(v, list) for v in vary.values()):
             raise ConfigError(f"{where}: vary: expected a mapping of field name to a list of values")
+        empty = [key for key, values in vary.items() if not values]
+        if empty:
+            raise ConfigError(
+                f"{where}: vary: {empty[0]!r} has an empty list of values, so the grid would expand to nothing; "
+                "expected at least one value per varied field"
+            )
         try:
             benchmarks += grid(_benchmark(entry["base"], f"{where}: base"), **vary)
         except (BenchmarkNameError, TypeError) as error:
@@ -136,7 +148,7 @@ def _load_yaml_batch(path: Path) -> list[BatchItem]:
 
 
 def _load_csv_batch(path: Path) -> list[BatchItem]:
-    with path.open(newline="", encoding="utf-8") as stream:
+    with path.open(newline="", encoding="utf-8-sig") as stream:
         rows = list(csv.DictReader(stream))
         header = rows[0].keys() if rows else []
     if rows and "benchmark" not in header:
@@ -155,14 +167,31 @@ def _load_csv_batch(path: Path) -> list[BatchItem]:
     return items
 
 
+def _check_options(options: dict[str, Any], where: str) -> None:
+    """Fail at load time, not once per experiment, on an unknown or malformed ExperimentOptions field."""
+    from medbench.experiment import ExperimentOptions
+
+    try:
+        ExperimentOptions.from_dict(options)
+    except MedbenchError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}; expected ExperimentOptions fields") from None
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'i/n' → (i, n) with 0 <= i < n."""
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
-    if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"--shard {text!r}: expected 0 <= i < n (shards are numbered from 0)")
+        raise ConfigError(f"--shard {text!r}: expected i/n with whole numbers i and n, e.g. 0/4") from None
+    if count < 1:
+        raise ConfigError(f"--shard {text!r}: the number of shards n is {count}; expected n >= 1, e.g. 0/4")
+    if not 0 <= index < count:
+        raise ConfigError(
+            f"--shard {text!r}: shard index {index} is out of range for {count} shard(s); "
+            f"expected 0 <= i < {count} (shards are numbered from 0)"
+        )
     return index, count
 
 
@@ -172,9 +201,20 @@ def shard(items: Sequence[BatchItem], index: int, count: int) -> list[BatchItem]
 
 
 def run_batch(
-    items: Sequence[BatchItem], settings: Settings | None = None, *, progress: bool = True
+    items: Sequence[BatchItem],
+    settings: Settings | None = None,
+    *,
+    progress: bool = True,
+    rerun: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run each experiment; a failure is logged to the failed-experiment log and the batch goes on."""
+    """Run each experiment; a failure is logged to the failed-experiment log and the batch goes on.
+
+    An unfinished run of the same experiment is resumed and a completed one is skipped (its
+    result returned with `"skipped": True`) unless `rerun`. `options` override every item's
+    options (e.g. the strategy). A full disk or unwritable folder stops the whole batch, since
+    every later experiment would fail the same way.
+    """
     from medbench.experiment import Experiment, ExperimentOptions
 
     settings = settings or Settings.from_env()
@@ -182,13 +222,18 @@ def run_batch(
     for item in tqdm(items, desc="experiments", unit="exp", disable=not progress):
         try:
             experiment = Experiment(
-                item.benchmark, item.architecture, ExperimentOptions.from_dict(item.options), settings
+                item.benchmark,
+                item.architecture,
+                ExperimentOptions.from_dict({**item.options, **(options or {})}),
+                settings,
             )
         except MedbenchError as error:
             results.append(_record_failure(item, None, error, settings))
             continue
         try:
-            results.append(experiment.run())
+            results.append(experiment.run_or_resume(rerun=rerun))
+        except StorageError:
+            raise
         except Exception as error:  # noqa: BLE001 — one failing experiment must not stop the batch
             results.append(_record_failure(item, experiment.run_id, error, settings))
     return results

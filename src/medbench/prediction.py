@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from medbench.data.images import unreadable_images_error, verify_images
-from medbench.data.pipeline import evaluation_dataset, predict_with_ids
+from medbench.data.pipeline import standardize_images
 from medbench.errors import ConfigError
+from medbench.preprocessing.params import PreprocessParams, preprocess_image
 from medbench.reevaluation import SavedRun, find_runs
 from medbench.settings import Settings
 
 
 def resolve_run(run: str | Path, settings: Settings) -> SavedRun:
-    """A run by folder (holding config.json) or by run id."""
+    """A run by folder (holding config.json) or by run id (pulled from MEDBENCH_GCS_BUCKET when not local)."""
     folder = Path(run)
     if (folder / "config.json").is_file():
         return SavedRun(folder, json.loads((folder / "config.json").read_text(encoding="utf-8")))
@@ -29,7 +30,11 @@ def resolve_run(run: str | Path, settings: Settings) -> SavedRun:
 def predict_images(
     run: SavedRun, paths: Sequence[str | Path], settings: Settings, *, batch_size: int = 32
 ) -> pd.DataFrame:
-    """Probabilities of the run's classes for each image, preprocessed exactly as in its evaluation."""
+    """Probabilities of the run's classes for each image, preprocessed exactly as its cache was.
+
+    The pixels come from the same `preprocess_image` the preprocessing cache uses, with the run's
+    stored parameters, so a prediction here equals the run's stored prediction for that image.
+    """
     if not paths:
         raise ConfigError("no images given to predict")
     files = [str(Path(path).resolve()) for path in paths]
@@ -40,10 +45,14 @@ def predict_images(
     if not model_path.is_file():
         raise ConfigError(f"{run.run_dir}: no model.keras (the run did not finish)")
     experiment = run.experiment(settings)
-    config = replace(experiment.pipeline_config(training=False), batch_size=batch_size)
-    classes = list(run.config["classes"])
-    dataset = evaluation_dataset(files, np.zeros((len(files), len(classes))), files, config)
-    ids, predictions, _ = predict_with_ids(keras.models.load_model(model_path, compile=False), dataset)
-    frame = pd.DataFrame(predictions, columns=classes)
-    frame.insert(0, "image", ids)
+    stored = run.config.get("preprocessing")
+    params = PreprocessParams.from_dict(stored) if stored else experiment.preprocess_params()
+    config = experiment.pipeline_config(training=False)
+    model = keras.models.load_model(model_path, compile=False)
+    predictions = []
+    for start in tqdm(range(0, len(files), batch_size), desc="predict", unit="batch", leave=False):
+        images = np.stack([preprocess_image(path, params) for path in files[start : start + batch_size]])
+        predictions.append(np.asarray(model.predict_on_batch(standardize_images(images, config)), dtype=np.float64))
+    frame = pd.DataFrame(np.concatenate(predictions), columns=list(run.config["classes"]))
+    frame.insert(0, "image", files)
     return frame

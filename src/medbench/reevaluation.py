@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from medbench.benchmark import Benchmark
 from medbench.errors import ConfigError
-from medbench.experiment import Experiment, ExperimentData, ExperimentOptions, evaluate_split, prepare_data
+from medbench.experiment import Experiment, ExperimentData, ExperimentOptions
 from medbench.settings import Settings
 from medbench.tracking.logs import EPOCH_REEVALUATION_LOG, REEVALUATION_LOG, ExperimentLog
 
@@ -76,6 +76,13 @@ def find_runs(settings: Settings, run_ids: Iterable[str] | None = None) -> list[
         wanted = list(run_ids)
         by_id = {run.run_id: run for run in runs}
         missing = [run_id for run_id in wanted if run_id not in by_id]
+        if missing and settings.gcs_bucket:
+            from medbench.tracking.storage import pull
+
+            for run_id in missing:
+                run_dir = pull(run_id, settings)
+                by_id[run_id] = SavedRun(run_dir, json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+            missing = []
         if missing:
             raise ConfigError(f"no saved run with id {missing} under {settings.models_dir}")
         runs = [by_id[run_id] for run_id in wanted]
@@ -83,8 +90,7 @@ def find_runs(settings: Settings, run_ids: Iterable[str] | None = None) -> list[
 
 
 def _evaluate(experiment: Experiment, model: keras.Model, data: ExperimentData, parts: Iterable[str]) -> dict[str, Any]:
-    config = experiment.pipeline_config(training=False)
-    return {part: evaluate_split(model, getattr(data, part), data.classes, config)[0].to_dict() for part in parts}
+    return {part: experiment.evaluate(model, getattr(data, part), data)[0].to_dict() for part in parts}
 
 
 def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -> dict[str, Any] | None:
@@ -94,7 +100,7 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
     None returned, but its saved epochs are still re-evaluated when asked.
     """
     experiment = run.experiment(settings)
-    data = prepare_data(experiment.benchmark, experiment.options, settings)
+    data = experiment.prepare()
     base = {
         "id": run.run_id,
         "name": run.config["name"],

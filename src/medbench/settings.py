@@ -35,6 +35,19 @@ class Settings:
     models_dir: Path
     logs_dir: Path
     weights_dir: Path
+    cache_dir: Path | None = None
+    gcs_bucket: str | None = None
+    gcs_prefix: str = ""
+
+    @property
+    def cache_root(self) -> Path:
+        """Where preprocessing caches live (`<data dir>/cache` unless MEDBENCH_CACHE_DIR says otherwise)."""
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Uploads waiting for the bucket; under logs/ so it survives a container restart."""
+        return self.logs_dir / "outbox"
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> Settings:
@@ -52,4 +65,7 @@ class Settings:
             models_dir=folder("MEDBENCH_MODELS_DIR", "models"),
             logs_dir=folder("MEDBENCH_LOGS_DIR", "logs"),
             weights_dir=folder("MEDBENCH_WEIGHTS_DIR", str(Path("~/.keras/models").expanduser())),
+            cache_dir=folder("MEDBENCH_CACHE_DIR", "") if env.get("MEDBENCH_CACHE_DIR") else None,
+            gcs_bucket=env.get("MEDBENCH_GCS_BUCKET") or None,
+            gcs_prefix=(env.get("MEDBENCH_GCS_PREFIX") or "").strip("/"),
         )

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
@@ -31,9 +32,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file to a ``uint8`` array of shape (height, width, 3), RGB.
 
     Grayscale is repeated over three channels, alpha is dropped (not composited), palette and CMYK
-    images are converted, and 16-bit or float images are scaled linearly from their own minimum and
-    maximum to 0..255 (with a warning, as the scaling is image-dependent). The whole file is decoded,
-    so truncated files fail here rather than later in training.
+    images are converted, and 16-bit (grayscale or colour) or float images are scaled linearly from
+    their own minimum and maximum to 0..255 (with a warning, as the scaling is image-dependent), so a
+    12-bit X-ray stored in a 16-bit PNG keeps its contrast. The whole file is decoded, so truncated
+    files fail here rather than later in training.
     """
     try:
         with _decoded(path) as image:
@@ -114,6 +116,8 @@ def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
 
 def _to_rgb(image: Image.Image, path: str | os.PathLike[str]) -> np.ndarray:
     mode = image.mode
+    if image.format == "PNG" and mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
+        return _deep_colour_png(path)
     if mode in _HIGH_DEPTH_MODES:
         gray = _scaled_to_uint8(np.asarray(image), mode, path)
     elif mode in ("L", "1"):
@@ -129,8 +133,24 @@ def _to_rgb(image: Image.Image, path: str | os.PathLike[str]) -> np.ndarray:
     return np.repeat(gray[:, :, np.newaxis], 3, axis=2)
 
 
+def _png_bit_depth(path: str | os.PathLike[str]) -> int:
+    """The bit depth in a PNG's IHDR chunk (byte 24 of the file)."""
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    return header[24] if len(header) == 26 and header[12:16] == b"IHDR" else 8
+
+
+def _deep_colour_png(path: str | os.PathLike[str]) -> np.ndarray:
+    """A 16-bit colour (or gray + alpha) PNG, which Pillow cuts to its high byte, read whole by OpenCV."""
+    values = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if values is None or values.dtype != np.uint16 or values.ndim != 3:
+        raise _UnreadableImageError("is a 16-bit colour PNG OpenCV cannot decode; expected a complete PNG file")
+    rgb = cv2.cvtColor(values[:, :, :3], cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(_scaled_to_uint8(rgb, "16-bit colour PNG", path))
+
+
 def _scaled_to_uint8(values: np.ndarray, mode: str, path: str | os.PathLike[str]) -> np.ndarray:
-    """Scale a high-bit-depth grayscale array linearly from [min, max] to [0, 255]."""
+    """Scale a high-bit-depth array linearly from its [min, max] over all channels to [0, 255]."""
     values = values.astype(np.float64)
     low, high = float(values.min()), float(values.max())
     logger.warning("%s: %s image (values %g..%g) scaled to 8-bit from its own range", path, mode, low, high)

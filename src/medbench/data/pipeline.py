@@ -1,8 +1,14 @@
-"""The tf.data input pipeline: read → decode → crop → transform → resize → augment → standardize → batch.
+"""The tf.data input pipeline: cached uint8 pixels → batch gather → augment → standardize → batches.
 
-Training data is shuffled (seeded) and augmented on the fly. Evaluation data keeps the order it was
-given and carries each sample's id next to its image, so every stored prediction names its image
+Images come preprocessed from an `ImageCache` (medbench.preprocessing): one `tf.numpy_function` per
+batch gathers them from the memory-mapped shards, and everything after that works on whole batches.
+Training order and augmentation of epoch e are a pure function of (seed, e), so a run resumed at
+epoch k sees exactly the batches an uninterrupted run sees there. Evaluation data keeps the order it
+was given and carries each sample's id next to its image, so every stored prediction names its image
 (the original re-shuffled its evaluation generator and misaligned saved predictions).
+
+The path-based functions (`training_dataset`, `evaluation_dataset`, `load_pixels`, …) decode files on
+the fly; they remain until the experiment reads from the cache.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import tensorflow as tf
 
 from medbench.architectures.standardize import standardize
 from medbench.data.transforms import compose
+from medbench.errors import ConfigError
+from medbench.preprocessing.cache import ImageCache
 
 AUTOTUNE = tf.data.AUTOTUNE
 CROP_FRACTION = 0.875
@@ -37,6 +45,7 @@ class PipelineConfig:
     transformations: tuple[str, ...] = ()
     augmentations: tuple[str, ...] = ()
     seed: int = 0
+    channels_out: int = 3
 
 
 def decode_image(path: tf.Tensor) -> tf.Tensor:
@@ -61,20 +70,29 @@ def _apply_transformations(image: tf.Tensor, tokens: tuple[str, ...]) -> tf.Tens
     return result
 
 
-def affine_matrix(seed: tf.Tensor, size: int) -> tf.Tensor:
-    """A random rotation (±15°), translation (±5 %) and scale (0.95–1.05) about the image centre.
+def affine_matrices(draws: tf.Tensor, size: int) -> tf.Tensor:
+    """Rotation (±15°), translation (±5 %) and scale (0.95–1.05) about the image centre, one per row of draws.
 
-    Returned in the output→input form ImageProjectiveTransformV3 expects (8 numbers).
+    `draws` holds 4 uniform numbers in [-1, 1) per image, shape (n, 4). Returns (n, 8) matrices in the
+    output→input form ImageProjectiveTransformV3 expects.
     """
-    draws = tf.random.stateless_uniform((4,), seed=seed, minval=-1.0, maxval=1.0)
-    angle = draws[0] * (AFFINE_ROTATION_DEG * math.pi / 180.0)
-    shift = draws[1:3] * (AFFINE_TRANSLATION * size)
+    angle = draws[:, 0] * (AFFINE_ROTATION_DEG * math.pi / 180.0)
+    shift_x, shift_y = draws[:, 1] * (AFFINE_TRANSLATION * size), draws[:, 2] * (AFFINE_TRANSLATION * size)
     low, high = AFFINE_SCALE
-    scale = low + (draws[3] + 1.0) / 2.0 * (high - low)
+    scale = low + (draws[:, 3] + 1.0) / 2.0 * (high - low)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     centre = (size - 1) / 2.0
-    cx, cy = centre + shift[0], centre + shift[1]
-    return tf.stack([cos, sin, centre - cos * cx - sin * cy, -sin, cos, centre + sin * cx - cos * cy, 0.0, 0.0])
+    cx, cy = centre + shift_x, centre + shift_y
+    zero = tf.zeros_like(cos)
+    return tf.stack(
+        [cos, sin, centre - cos * cx - sin * cy, -sin, cos, centre + sin * cx - cos * cy, zero, zero], axis=1
+    )
+
+
+def affine_matrix(seed: tf.Tensor, size: int) -> tf.Tensor:
+    """One random affine matrix (8 numbers) drawn from `seed`; see `affine_matrices`."""
+    draws = tf.random.stateless_uniform((4,), seed=seed, minval=-1.0, maxval=1.0)
+    return affine_matrices(draws[tf.newaxis], size)[0]
 
 
 def augment_affine(image: tf.Tensor, seed: tf.Tensor, size: int) -> tf.Tensor:
@@ -159,3 +177,163 @@ def predict_with_ids(model: tf.keras.Model, dataset: tf.data.Dataset) -> tuple[l
     if not ids:
         return [], np.zeros((0, 0)), np.zeros((0, 0))
     return ids, np.concatenate(predictions), np.concatenate(targets).astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cache-based pipeline
+# --------------------------------------------------------------------------------------------------
+
+_PERMUTATION_STREAM = 0
+_AUGMENTATION_STREAM = 1
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches per epoch; the last, partial batch counts (it is kept)."""
+    return math.ceil(n / batch_size)
+
+
+def _check_cache(cache: ImageCache, config: PipelineConfig) -> None:
+    size, _, channels = cache.image_shape
+    if size != config.image_size:
+        raise ConfigError(
+            f"pipeline image_size {config.image_size} but the cache {cache.directory} holds {size} px images; "
+            "expected a cache built with the same image size"
+        )
+    if config.channels_out not in (channels, 3):
+        raise ConfigError(
+            f"channels_out {config.channels_out}: the cache holds {channels}-channel images, so expected "
+            f"{channels} or 3"
+        )
+
+
+def _gather(cache: ImageCache, rows: tf.Tensor) -> tf.Tensor:
+    """uint8 images of a batch of cache rows: one numpy call per batch."""
+    images = tf.numpy_function(cache.images, [rows], tf.uint8, stateful=False)
+    images.set_shape((None, *cache.image_shape))
+    return images
+
+
+def augment_affine_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """An independent random affine warp of each image of a float batch (n, h, w, c); corners fill with 0."""
+    size = images.shape[1]
+    draws = tf.random.stateless_uniform((tf.shape(images)[0], 4), seed=seed, minval=-1.0, maxval=1.0)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=affine_matrices(draws, size),
+        output_shape=tf.constant([size, size]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
+def augment_color_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Per image: brightness ±10 % of the range, then contrast 0.9–1.1 about its channel means; [0, 255] kept."""
+    shape = (tf.shape(images)[0], 1, 1, 1)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    delta = tf.random.stateless_uniform(shape, seed=seeds[0], minval=-COLOR_BRIGHTNESS, maxval=COLOR_BRIGHTNESS)
+    factor = tf.random.stateless_uniform(shape, seed=seeds[1], minval=COLOR_CONTRAST[0], maxval=COLOR_CONTRAST[1])
+    images = images + delta
+    mean = tf.reduce_mean(images, axis=(1, 2), keepdims=True)
+    return tf.clip_by_value((images - mean) * factor + mean, 0.0, 255.0)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, augmentations: Sequence[str]) -> tf.Tensor:
+    """The benchmark's augmentations ("affine", "color") on a float batch in [0, 255], drawn from `seed`."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    if "affine" in augmentations:
+        images = augment_affine_batch(images, seeds[0])
+    if "color" in augmentations:
+        images = augment_color_batch(images, seeds[1])
+    return images
+
+
+def _finish(images: tf.Tensor, config: PipelineConfig) -> tf.Tensor:
+    """float [0, 255] → `channels_out` channels → standardized float32."""
+    if images.shape[-1] == 1 and config.channels_out == 3:
+        images = tf.repeat(images, 3, axis=-1)
+    return standardize(images, config.standardize)
+
+
+def standardize_images(images: np.ndarray, config: PipelineConfig) -> np.ndarray:
+    """uint8 (n, h, w, c) images from `preprocess_image` → what the model takes (for ad-hoc prediction)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ConfigError(f"expected uint8 images of shape (n, height, width, 1 or 3), got {images.shape}")
+    return _finish(tf.cast(tf.convert_to_tensor(images), tf.float32), config).numpy()
+
+
+def epoch_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, stream: int) -> tf.Tensor:
+    """The stateless seed of one random stream (permutation or augmentation) of one epoch."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(base, stream)
+
+
+def cached_training_dataset(
+    cache: ImageCache,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    config: PipelineConfig,
+    *,
+    first_epoch: int = 0,
+    epochs: int = 1,
+) -> tf.data.Dataset:
+    """(images, targets) batches of epochs `first_epoch`..`epochs - 1`, one after the other.
+
+    Epoch e is a permutation drawn from seed (config.seed, e) cut into batches (the last one partial);
+    batch b of epoch e is augmented with seeds folded from (config.seed, e, b). Nothing depends on
+    earlier epochs, so a resumed run gets the same data. Use with
+    ``model.fit(data, initial_epoch=first_epoch, epochs=epochs, steps_per_epoch=steps_per_epoch(n, batch))``.
+    """
+    _check_cache(cache, config)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    targets = np.asarray(targets, dtype=np.float32)
+    if len(rows) != len(targets):
+        raise ConfigError(f"{len(rows)} cache rows but {len(targets)} target rows; expected one target row per image")
+    if len(rows) == 0:
+        raise ConfigError("no training samples")
+    n, batch_size = len(rows), config.batch_size
+    steps = steps_per_epoch(n, batch_size)
+    rows_t, targets_t = tf.constant(rows), tf.constant(targets)
+    seed, augmentations = config.seed, tuple(config.augmentations)
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=epoch_seed(seed, epoch, _PERMUTATION_STREAM)
+        )
+        augmentation = epoch_seed(seed, epoch, _AUGMENTATION_STREAM)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        numbers = tf.data.Dataset.range(steps)
+        return tf.data.Dataset.zip(batches, numbers).map(
+            lambda index, number: (index, tf.random.experimental.stateless_fold_in(augmentation, number))
+        )
+
+    def load(index: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images = tf.cast(_gather(cache, tf.gather(rows_t, index)), tf.float32)
+        if augmentations:
+            images = augment_batch(images, batch_seed, augmentations)
+        return _finish(images, config), tf.gather(targets_t, index)
+
+    data = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+    return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
+
+
+def cached_evaluation_dataset(
+    cache: ImageCache,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    sample_ids: Sequence[str],
+    config: PipelineConfig,
+) -> tf.data.Dataset:
+    """(images, targets, sample ids) batches in exactly the given order, never shuffled or augmented."""
+    _check_cache(cache, config)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    data = tf.data.Dataset.from_tensor_slices(
+        (rows, np.asarray(targets, dtype=np.float32), np.asarray(sample_ids, dtype=str))
+    ).batch(config.batch_size)
+
+    def load(batch_rows: tf.Tensor, batch_targets: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        images = tf.cast(_gather(cache, batch_rows), tf.float32)
+        return _finish(images, config), batch_targets, ids
+
+    return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)

@@ -1,6 +1,6 @@
 """Deterministic image transformations named as in benchmark names (``sharp21``, ``clahe``, …).
 
-Each works on an 8-bit image (H, W) or (H, W, 3) and returns one of the same shape and dtype,
+Each works on an 8-bit image (H, W), (H, W, 1) or (H, W, 3) and returns one of the same shape and dtype,
 applied in the order the benchmark declares them.
 """
 
@@ -22,9 +22,14 @@ def unsharp_mask(image: np.ndarray, radius: int, amount: int) -> np.ndarray:
     """Sharpen: image + amount * (image - gaussian(image, sigma=radius)); radius 0 is the identity."""
     if radius == 0 or amount == 0:
         return image
-    blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=float(radius))
+    blurred = _same_shape(image, cv2.GaussianBlur(image, (0, 0), sigmaX=float(radius)))
     sharpened = cv2.addWeighted(image.astype(np.float32), 1.0 + amount, blurred.astype(np.float32), -float(amount), 0)
-    return np.clip(sharpened, 0, 255).astype(np.uint8)
+    return _same_shape(image, np.clip(sharpened, 0, 255).astype(np.uint8))
+
+
+def _same_shape(image: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """OpenCV drops the channel axis of (H, W, 1) images; put it back."""
+    return result.reshape(image.shape)
 
 
 def _per_channel(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -42,11 +47,11 @@ def clahe(image: np.ndarray, clip_limit: float = 2.0) -> np.ndarray:
 
 
 def gaussian_blur(image: np.ndarray, sigma: int) -> np.ndarray:
-    return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma))
+    return _same_shape(image, cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma)))
 
 
 def median_filter(image: np.ndarray, size: int) -> np.ndarray:
-    return cv2.medianBlur(image, size if size % 2 else size + 1)
+    return _same_shape(image, cv2.medianBlur(image, size if size % 2 else size + 1))
 
 
 def intensity_window(image: np.ndarray, center: int, width: int) -> np.ndarray:
@@ -62,7 +67,7 @@ _PARSERS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Transform]], ..
     (re.compile(r"clahe(\d*)"), lambda m: partial(clahe, clip_limit=float(m[1]) if m[1] else 2.0)),
     (re.compile(r"blur(\d+)"), lambda m: partial(gaussian_blur, sigma=int(m[1]))),
     (re.compile(r"median(\d+)"), lambda m: partial(median_filter, size=int(m[1]))),
-    (re.compile(r"window(\d+)w(\d+)"), lambda m: partial(intensity_window, center=int(m[1]), width=int(m[2]))),
+    (re.compile(r"window(\d+)w([1-9]\d*)"), lambda m: partial(intensity_window, center=int(m[1]), width=int(m[2]))),
 )
 
 

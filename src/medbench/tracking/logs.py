@@ -85,10 +85,16 @@ class ExperimentLog:
             raise LogCorruptError(f"{self.path}: expected a JSON list of experiment entries (objects)")
         return entries
 
+    def remove_stale_temporaries(self) -> None:
+        """Delete temporary files of writers that died mid-write; call with the lock held (no live writer then)."""
+        for temp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            temp.unlink(missing_ok=True)
+
     @contextmanager
     def editing(self) -> Iterator[list[dict[str, Any]]]:
         """Hold the lock, yield the entries for changing in place, then write them back atomically."""
         with self.lock:
+            self.remove_stale_temporaries()
             entries = self.read()
             yield entries
             write_json_atomic(self.path, entries)
@@ -122,6 +128,8 @@ def validate_entries(logs_dir: str | Path, ids: Iterable[str] | None = None) -> 
     target = ExperimentLog(logs_dir / VALIDATED_LOG)
     wanted = set(ids) if ids is not None else None
     with source.lock, target.lock:
+        source.remove_stale_temporaries()
+        target.remove_stale_temporaries()
         pending = source.read()
         moving = [entry for entry in pending if wanted is None or entry.get("id") in wanted]
         if not moving:
@@ -133,6 +141,27 @@ def validate_entries(logs_dir: str | Path, ids: Iterable[str] | None = None) -> 
         write_json_atomic(source.path, [entry for entry in pending if entry.get("id") not in moved])
     logger.info("validated %d experiment(s)", len(moving))
     return [entry["id"] for entry in moving]
+
+
+def update_entry(logs_dir: str | Path, run_id: str, change: Callable[[dict[str, Any]], None]) -> bool:
+    """Apply `change` in place to the entry `run_id` in the unvalidated and/or validated log; False if in neither.
+
+    Both locks are held (in `validate_entries`' order) so a validation running meanwhile cannot move the
+    entry away between finding and writing it.
+    """
+    logs_dir = Path(logs_dir)
+    found = False
+    logs = (ExperimentLog(logs_dir / UNVALIDATED_LOG), ExperimentLog(logs_dir / VALIDATED_LOG))
+    with logs[0].lock, logs[1].lock:
+        for log in logs:
+            entries = log.read()
+            hits = [entry for entry in entries if entry.get("id") == run_id]
+            for entry in hits:
+                change(entry)
+            if hits:
+                write_json_atomic(log.path, entries)
+                found = True
+    return found
 
 
 def all_entries(logs_dir: str | Path) -> list[dict[str, Any]]:

@@ -1,0 +1,180 @@
+"""The AUCMEDI side of `benchmarks/pipeline.py`, run by the interpreter of a separate AUCMEDI virtualenv.
+
+It imports only the standard library, NumPy and AUCMEDI (never medbench), builds one AUCMEDI
+`DataGenerator` from a JSON configuration, pulls one untimed warm-up batch, and then answers
+commands on stdin, one JSON object per line:
+
+    {"cmd": "run", "batches": N}   ->  time N consecutive batches, reply {"seconds": s, "images": n, "checksum": c}
+    {"cmd": "quit"}                ->  exit
+
+Replies are single lines on stdout starting with `REPLY_MARKER`, because AUCMEDI and TensorFlow may
+print to stdout themselves. Every batch is touched (summed) so that no work is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPLY_MARKER = "@@medbench-benchmark "
+
+# The augmentation configurations, as README.md describes them.
+AUGMENTATIONS = ("none", "builtin", "affine")
+ROTATION_DEG = 15.0
+TRANSLATION = 0.05
+SCALE = (0.95, 1.05)
+
+
+def reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(REPLY_MARKER + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def image_augmentation(mode: str) -> Any:
+    """An AUCMEDI ImageAugmentation doing geometric work only (flips, colour, noise etc. off), or None.
+
+    "builtin": AUCMEDI's own switches rotate=True (RandomRotate90) and scale=True (RandomScale, limits
+    set to 0.95-1.05), both with probability 1; AUCMEDI pads/crops back to 224 px.
+    "affine": the same ImageAugmentation object whose albumentations operator is one Affine transform
+    with exactly medbench's ranges (rotation +-15 deg, translation +-5 %, scale 0.95-1.05, bilinear,
+    constant zero fill, probability 1), i.e. the same geometric work as medbench's `affine`.
+    """
+    if mode == "none":
+        return None
+    import albumentations
+    import cv2
+    from aucmedi.data_processing.augmentation import ImageAugmentation
+
+    augmentation = ImageAugmentation(
+        flip=False,
+        rotate=mode == "builtin",
+        brightness=False,
+        contrast=False,
+        saturation=False,
+        hue=False,
+        scale=mode == "builtin",
+        crop=False,
+        grid_distortion=False,
+        compression=False,
+        gaussian_noise=False,
+        gaussian_blur=False,
+        downscaling=False,
+        gamma=False,
+        elastic_transform=False,
+    )
+    if mode == "builtin":
+        augmentation.aug_rotate_p = 1.0
+        augmentation.aug_scale_p = 1.0
+        augmentation.aug_scale_limits = (SCALE[0] - 1.0, SCALE[1] - 1.0)  # albumentations adds 1
+        augmentation.build()
+    else:
+        augmentation.operator = albumentations.Compose(
+            [
+                albumentations.Affine(
+                    rotate=(-ROTATION_DEG, ROTATION_DEG),
+                    translate_percent=(-TRANSLATION, TRANSLATION),
+                    scale=SCALE,
+                    interpolation=cv2.INTER_LINEAR,
+                    border_mode=cv2.BORDER_CONSTANT,
+                    fill=0,
+                    p=1.0,
+                )
+            ]
+        )
+    return augmentation
+
+
+def build_generator(config: dict[str, Any]) -> Any:
+    """The AUCMEDI DataGenerator over the configured files (read from their folder, in the given order)."""
+    import numpy as np
+    from aucmedi.data_processing.data_generator import DataGenerator
+    from aucmedi.data_processing.io_loader import image_loader
+
+    paths = [Path(path) for path in config["paths"]]
+    root = Path(os.path.commonpath([str(path.parent) for path in paths]))
+    samples = [str(path.relative_to(root)) for path in paths]
+    labels = np.zeros((len(samples), 2), dtype=np.float32)
+    labels[:, 0] = 1.0
+    return DataGenerator(
+        samples,
+        str(root),
+        labels=labels,
+        image_format=None,
+        batch_size=int(config["batch_size"]),
+        resize=(int(config["image_size"]), int(config["image_size"])),
+        standardize_mode=config["standardize"],
+        data_aug=image_augmentation(config["augmentation"]),
+        shuffle=False,
+        grayscale=False,
+        workers=int(config["workers"]),
+        prepare_images=bool(config.get("prepare_images", False)),
+        loader=image_loader,
+        seed=0,
+    )
+
+
+def run_batches(generator: Any, start: int, batches: int) -> tuple[float, int, float]:
+    """Seconds to produce `batches` batches from batch index `start`, images produced, and their sum."""
+    images = 0
+    checksum = 0.0
+    began = time.perf_counter()
+    for index in range(start, start + batches):
+        x, y = generator[index]
+        checksum += float(x.sum()) + float(y.sum())
+        images += int(x.shape[0])
+    return time.perf_counter() - began, images, checksum
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="JSON file: paths, batch_size, image_size, standardize, ...")
+    args = parser.parse_args(argv)
+    config = json.loads(Path(args.config).read_text())
+    if config["augmentation"] not in AUGMENTATIONS:
+        raise SystemExit(f"augmentation {config['augmentation']!r}: expected one of {AUGMENTATIONS}")
+
+    from importlib.metadata import version
+
+    import numpy as np
+
+    began = time.perf_counter()
+    generator = build_generator(config)
+    prepare_seconds = time.perf_counter() - began
+    first = run_batches(generator, 0, 1)
+    x, _ = generator[0]
+    reply(
+        {
+            "ready": True,
+            "name": config.get("name", "AUCMEDI"),
+            "aucmedi": version("aucmedi"),
+            "albumentations": version("albumentations"),
+            "tensorflow": version("tensorflow"),
+            "numpy": np.__version__,
+            "batch_shape": list(x.shape),
+            "dtype": str(x.dtype),
+            "batches_per_epoch": len(generator),
+            "prepare_seconds": prepare_seconds,
+            "warmup_seconds": first[0],
+        }
+    )
+    cursor = 1
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "quit":
+            break
+        if command["cmd"] == "run":
+            seconds, images, checksum = run_batches(generator, cursor, int(command["batches"]))
+            cursor += int(command["batches"])
+            reply({"seconds": seconds, "images": images, "checksum": checksum})
+        else:
+            reply({"error": f"unknown command {command['cmd']!r}"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""End-to-end `fit`: images/s training on medbench's cached pipeline vs on tensors already in memory.
+
+A small CNN (`2D.SmallCNN`, 128 px, 3 channels, 5 sigmoid outputs, Adam, BCE) is where the input
+pipeline's cost shows on a CPU: the model is cheap, and tf.data shares the same cores with training.
+Two identical models (same initial weights) are fitted, each for one untimed epoch first (tracing),
+then alternately (pipeline, in-memory, pipeline, ...) for --epochs epochs of --steps steps per repeat:
+
+- pipeline: `cached_training_dataset` over the preprocessing cache (1-channel uint8 128 px, shuffled
+  per epoch, standardized to 3 channels per batch, prefetched);
+- in memory: `tf.data.Dataset.from_tensor_slices` of the same images, standardized beforehand into
+  float32 (n, 128, 128, 3), batched, repeated and prefetched (not shuffled: the cheapest input there is).
+
+    python benchmarks/fit.py
+    python benchmarks/fit.py --augment affine    # with the pipeline's affine augmentation on
+    python benchmarks/fit.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from common import (
+    BenchmarkError,
+    Summary,
+    add_common_arguments,
+    cached_training_dataset,
+    cpu_count,
+    interleave,
+    print_header,
+    python_versions,
+    ratio_line,
+    select_images,
+)
+
+FIT_RATIO_GOAL = 0.95
+N_CLASSES = 5
+ARCHITECTURE = "2D.SmallCNN"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10, help="steps per epoch (one pass over the images)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per repeat")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--standardize", default="unit", help="standardize mode on both sides")
+    parser.add_argument("--augment", choices=("none", "affine"), default="none", help="pipeline augmentation")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.steps, args.epochs, args.image_size, args.repeats = 8, 2, 1, 32, 1
+    return args
+
+
+def build_model(image_size: int, seed: int) -> object:
+    import keras
+
+    from medbench.architectures.base import SimpleBaseArchitecture
+
+    keras.utils.set_random_seed(seed)
+    model = SimpleBaseArchitecture(ARCHITECTURE, N_CLASSES, input_shape=(image_size, image_size, 3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    return model
+
+
+def fit_contender(model: object, dataset_for: Callable[[int], object], args: argparse.Namespace) -> Callable:
+    """Fit once untimed (tracing), then a function timing `args.epochs` more epochs, in images/s."""
+    model.fit(dataset_for(0), epochs=1, steps_per_epoch=args.steps, shuffle=False, verbose=0)
+    first = iter(range(1, 1_000_000, args.epochs))
+
+    def measure() -> float:
+        dataset = dataset_for(next(first))
+        began = time.perf_counter()
+        model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps, shuffle=False, verbose=0)
+        return args.epochs * args.steps * args.batch_size / (time.perf_counter() - began)
+
+    return measure
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    count = args.steps * args.batch_size
+    images = select_images(args, count)
+
+    import tensorflow as tf
+
+    from medbench.data.pipeline import PipelineConfig, standardize_images
+    from medbench.preprocessing import PreprocessParams, build_cache
+
+    paths = [str(path) for path in images]
+    cache = build_cache(paths, PreprocessParams(args.image_size, channels=1), args.work_dir / "cache", progress=False)
+    rows = cache.rows(paths)
+    targets = np.random.default_rng(args.seed).integers(0, 2, (count, N_CLASSES)).astype(np.float32)
+    augmentations = () if args.augment == "none" else (args.augment,)
+    config = PipelineConfig(
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        standardize=args.standardize,
+        augmentations=augmentations,
+        seed=args.seed,
+        channels_out=3,
+    )
+    in_memory = standardize_images(cache.images(rows), config).astype(np.float32)
+    if in_memory.shape != (count, args.image_size, args.image_size, 3):
+        raise BenchmarkError(f"standardized images have shape {in_memory.shape}")
+    memory_dataset = (
+        tf.data.Dataset.from_tensor_slices((in_memory, targets))
+        .batch(args.batch_size)
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+    def pipeline_dataset(first_epoch: int) -> object:
+        epochs = first_epoch + (args.epochs if first_epoch else 1)
+        return cached_training_dataset(cache, rows, targets, config, first_epoch=first_epoch, epochs=epochs)
+
+    print_header(
+        "end-to-end fit: images per second",
+        {
+            "images": f"{count} files under {os.path.commonpath([str(Path(path).parent) for path in paths])}",
+            "model": f"{ARCHITECTURE}, {args.image_size} px x 3, {N_CLASSES} outputs, Adam, BCE",
+            "per repeat": f"{args.epochs} epochs x {args.steps} steps x batch {args.batch_size}",
+            "pipeline": f"standardize={args.standardize}, augmentations={list(augmentations) or 'none'}",
+            "cores": cpu_count(),
+            "versions": python_versions(),
+            "repeats": f"{args.repeats}, interleaved (after one untimed tracing epoch each)",
+        },
+    )
+    pipeline_model = build_model(args.image_size, args.seed)
+    memory_model = build_model(args.image_size, args.seed)
+    contenders = {
+        "fit on medbench pipeline": fit_contender(pipeline_model, pipeline_dataset, args),
+        "fit on tensors in memory": fit_contender(memory_model, lambda _: memory_dataset, args),
+    }
+    results = interleave(contenders, args.repeats)
+    summaries = {name: Summary(name, values) for name, values in results.items()}
+    print("\n-- figures (median over repeats) --")
+    for summary in summaries.values():
+        print(summary.line())
+    print("\n-- ratio (ratio of medians) --")
+    print(
+        ratio_line(
+            "pipeline / in memory",
+            summaries["fit on medbench pipeline"],
+            summaries["fit on tensors in memory"],
+            FIT_RATIO_GOAL,
+            per_repeat=True,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchmarkError as error:
+        print(f"benchmarks/fit.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

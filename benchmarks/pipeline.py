@@ -1,0 +1,192 @@
+"""Input pipeline alone: standardized 224 px float batches per second, medbench (from its cache) vs AUCMEDI.
+
+Both sides get the same image files, batch size, number of batches, output (batch, 224, 224, 3)
+float32 with "torch" standardization, and the same 2 cores. medbench reads its preprocessing cache
+(built once beforehand, untimed); AUCMEDI's DataGenerator decodes and resizes the files for every
+batch, as it does by default (a second AUCMEDI row uses its own `prepare_images=True` disk cache).
+Repeats are interleaved (medbench, AUCMEDI, medbench, ...). Each repeat times one pass over all
+images from a fresh iterator (medbench) or consecutive `__getitem__` calls (AUCMEDI), and every
+batch is pulled into NumPy and summed, so nothing lazy is skipped.
+
+    python benchmarks/pipeline.py                      # demo JPEGs (320x390), 5 repeats
+    python benchmarks/pipeline.py --source nih         # the real NIH PNGs (512 px)
+    python benchmarks/pipeline.py --quick --no-aucmedi # seconds: checks the script runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from common import (
+    AucmediWorker,
+    BenchmarkError,
+    Summary,
+    add_aucmedi_arguments,
+    add_common_arguments,
+    cached_training_dataset,
+    cpu_count,
+    interleave,
+    print_header,
+    python_versions,
+    ratio_line,
+    select_images,
+)
+
+SPEEDUP_GOAL = 10.0
+AFFINE_SPEEDUP_GOAL = 4.0
+TARGET_COLUMNS = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    add_aucmedi_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=10, help="batches per repeat (one pass over the images)")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--standardize", default="torch", help="mode on both sides (torch, tf or caffe)")
+    parser.add_argument(
+        "--workers", type=int, default=cpu_count(), help="AUCMEDI DataGenerator threads (default: the CPU count)"
+    )
+    parser.add_argument(
+        "--augment",
+        choices=("none", "affine", "both"),
+        default="both",
+        help="measure without augmentation, with affine augmentation, or both (default)",
+    )
+    parser.add_argument(
+        "--skip-prepared", action="store_true", help="leave out AUCMEDI with prepare_images=True (its disk cache)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.batches, args.image_size, args.repeats = 8, 2, 64, 1
+    return args
+
+
+def medbench_contender(images: list[Path], args: argparse.Namespace, augmentations: tuple[str, ...]) -> Callable:
+    """A function timing one pass of medbench's cached training pipeline (fresh iterator), in images/s."""
+    from medbench.data.pipeline import PipelineConfig
+    from medbench.preprocessing import PreprocessParams, build_cache
+
+    params = PreprocessParams(image_size=args.image_size, channels=1)
+    cache = build_cache([str(path) for path in images], params, args.work_dir / "cache", progress=False)
+    rows = cache.rows([str(path) for path in images])
+    targets = np.zeros((len(rows), TARGET_COLUMNS), dtype=np.float32)
+    config = PipelineConfig(
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        standardize=args.standardize,
+        augmentations=augmentations,
+        seed=args.seed,
+        channels_out=3,
+    )
+    epoch = iter(range(1, 1_000_000))
+
+    def one_pass(dataset: object) -> tuple[int, tuple[int, ...], float]:
+        count, shape, checksum = 0, (), 0.0
+        for x, y in dataset:
+            array = x.numpy()
+            checksum += float(array.sum()) + float(y.numpy().sum())
+            count += array.shape[0]
+            shape = array.shape
+        return count, shape, checksum
+
+    count, shape, _ = one_pass(cached_training_dataset(cache, rows, targets, config, first_epoch=0, epochs=1))
+    if count != len(images) or shape[1:] != (args.image_size, args.image_size, 3):
+        raise BenchmarkError(f"medbench produced {count} images of shape {shape[1:]}; expected {len(images)}")
+
+    def measure() -> float:
+        number = next(epoch)
+        dataset = cached_training_dataset(cache, rows, targets, config, first_epoch=number, epochs=number + 1)
+        began = time.perf_counter()
+        count, _, _ = one_pass(dataset)
+        return count / (time.perf_counter() - began)
+
+    return measure
+
+
+def aucmedi_contender(worker: AucmediWorker, batches: int) -> Callable:
+    def measure() -> float:
+        result = worker.run(batches)
+        return result["images"] / result["seconds"]
+
+    return measure
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    count = args.batches * args.batch_size
+    images = select_images(args, count)
+    scenarios = ("none", "affine") if args.augment == "both" else (args.augment,)
+    print_header(
+        "input pipeline: standardized float batches per second",
+        {
+            "images": f"{count} files under {os.path.commonpath([str(path.parent) for path in images])}",
+            "batches": f"{args.batches} x {args.batch_size} at {args.image_size} px, standardize={args.standardize}",
+            "cores": cpu_count(),
+            "medbench": f"cache (1-channel uint8 {args.image_size} px) -> tf.data, {python_versions()}",
+            "repeats": f"{args.repeats}, interleaved",
+        },
+    )
+    contenders: dict[str, Callable[[], float]] = {}
+    workers: list[AucmediWorker] = []
+    try:
+        for scenario in scenarios:
+            augmentations = () if scenario == "none" else ("affine",)
+            contenders[f"medbench {scenario}"] = medbench_contender(images, args, augmentations)
+            if args.no_aucmedi:
+                continue
+            variants = [scenario] if scenario == "none" else ["affine", "builtin"]
+            for variant in variants:
+                for prepared in (False, True) if scenario == "none" and not args.skip_prepared else (False,):
+                    config = {
+                        "paths": [str(path) for path in images],
+                        "batch_size": args.batch_size,
+                        "image_size": args.image_size,
+                        "standardize": args.standardize,
+                        "augmentation": variant,
+                        "workers": args.workers,
+                        "prepare_images": prepared,
+                        "name": f"AUCMEDI {variant}" + (" prepare_images" if prepared else ""),
+                    }
+                    worker = AucmediWorker(args.aucmedi_python, config, args.work_dir / "scratch")
+                    workers.append(worker)
+                    contenders[config["name"]] = aucmedi_contender(worker, args.batches)
+        for worker in workers:  # started together, so their imports and warm-ups overlap
+            info = worker.wait_ready()
+            print(f"   {info.pop('name')}: {info}")
+        results = interleave(contenders, args.repeats)
+    finally:
+        for worker in workers:
+            worker.close()
+
+    summaries = {name: Summary(name, values) for name, values in results.items()}
+    print("\n-- figures (median over repeats) --")
+    for summary in summaries.values():
+        print(summary.line())
+    print("\n-- ratios (medbench / AUCMEDI, ratio of medians) --")
+    pairs = [
+        ("medbench none", "AUCMEDI none", SPEEDUP_GOAL),
+        ("medbench none", "AUCMEDI none prepare_images", None),
+        ("medbench affine", "AUCMEDI affine", AFFINE_SPEEDUP_GOAL),
+        ("medbench affine", "AUCMEDI builtin", AFFINE_SPEEDUP_GOAL),
+    ]
+    for ours, theirs, goal in pairs:
+        if ours in summaries and theirs in summaries:
+            label = f"{ours} / {theirs}"
+            print(ratio_line(label, summaries[ours], summaries[theirs], goal, per_repeat=True))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchmarkError as error:
+        print(f"benchmarks/pipeline.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

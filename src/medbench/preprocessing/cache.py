@@ -1,0 +1,491 @@
+"""The preprocessing cache: every image of a dataset preprocessed once, stored as memory-mapped uint8 shards.
+
+A cache lives in ``<cache root>/<key>/``. The key is a hash of the ordered source files (path, size,
+modification time), every `PreprocessParams` field and `CACHE_FORMAT_VERSION`, so any change to an
+image or a parameter gives a new folder and an unchanged dataset reuses the old one without touching a
+pixel. Images are stored in fixed-size shards ``shard-NNNNN.npy`` of shape (n, size, size, channels),
+read back with ``np.load(mmap_mode="r")`` (the fastest of .npy shards, PNG files and TFRecord when fed
+to tf.data). Each shard is written under a temporary name, fsynced and renamed, so a build killed
+half-way keeps its finished shards and the next build computes only the missing ones; `manifest.json`
+is written last and marks the cache complete: a folder without it is never read. Unreadable images are
+listed in `report.json`, stored as zeros and refused by `ImageCache.rows`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+
+from medbench.errors import ConfigError, DatasetError, ImageError
+from medbench.preprocessing.params import PreprocessParams, preprocess_image
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "BuildSummary",
+    "ImageCache",
+    "build_benchmark_cache",
+    "build_cache",
+    "cache_key",
+    "dataset_image_paths",
+]
+
+CACHE_FORMAT_VERSION = 1
+SHARD_SIZE = 512
+KEY_LENGTH = 16
+MANIFEST = "manifest.json"
+REPORT = "report.json"
+LOCK = ".lock"
+TEMP_SUFFIX = ".tmp"
+_IN_PROCESS_LIMIT = 32  # fewer images than this are not worth starting worker processes for
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What one `build_cache` call did: images computed now, taken from finished shards, or failed."""
+
+    computed: int = 0
+    reused: int = 0
+    failed: int = 0
+    shards_written: int = 0
+    shards_reused: int = 0
+    cache_reused: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys and files
+# --------------------------------------------------------------------------------------------------
+
+
+def _fingerprint(path: str) -> tuple[str, int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return path, -1, -1
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+def cache_key(paths: Sequence[str], params: PreprocessParams, shard_size: int = SHARD_SIZE) -> str:
+    """Short sha256 hex of the ordered sources (path, size, mtime_ns), the params and the storage format."""
+    digest = hashlib.sha256()
+    header = {"format_version": CACHE_FORMAT_VERSION, "shard_size": shard_size, "params": params.to_dict()}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for path in paths:
+        name, size, mtime = _fingerprint(path)
+        digest.update(f"\0{name}\0{size}\0{mtime}".encode())
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+def _unique(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(os.fspath(path) for path in paths))
+
+
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}.npy"
+
+
+def _failures_name(index: int) -> str:
+    return f"shard-{index:05d}.json"
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(target: Path, write: Any) -> None:
+    """Write via `write(file)` to a temporary sibling, fsync it, rename it over `target`, fsync the folder."""
+    temp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(3)}{TEMP_SUFFIX}")
+    try:
+        with open(temp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_directory(target.parent)
+
+
+def _write_json(target: Path, data: Any) -> None:
+    _write_atomic(target, lambda file: file.write(json.dumps(data, indent=1).encode("utf-8")))
+
+
+def _shard_ranges(count: int, shard_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ImageCache:
+    """A complete cache: preprocessed uint8 images of `paths`, row i holding `paths[i]`."""
+
+    directory: Path
+    params: PreprocessParams
+    paths: tuple[str, ...]
+    failed: dict[str, str]
+    shard_size: int = SHARD_SIZE
+    summary: BuildSummary = field(default_factory=BuildSummary)
+    _shards: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _index: Any = field(default=None, repr=False)
+    _failed_rows: np.ndarray | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str]) -> ImageCache:
+        """Open a cache folder; refuses one whose build has not finished (no manifest)."""
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST
+        if not manifest_path.is_file():
+            raise DatasetError(
+                f"no {MANIFEST}: the cache was never completed (run `medbench preprocess` or build_cache again)",
+                file=directory,
+            )
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format_version") != CACHE_FORMAT_VERSION:
+            raise DatasetError(
+                f"cache format {manifest.get('format_version')!r}; expected {CACHE_FORMAT_VERSION} (rebuild it)",
+                file=manifest_path,
+            )
+        return cls(
+            directory=directory,
+            params=PreprocessParams.from_dict(manifest["params"]),
+            paths=tuple(manifest["paths"]),
+            failed=dict(manifest["failed"]),
+            shard_size=int(manifest["shard_size"]),
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        size = self.params.image_size
+        return size, size, self.params.channels
+
+    @property
+    def report_path(self) -> Path:
+        return self.directory / REPORT
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def rows(self, paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
+        """The row of each path (int64). One ImageError names every path unknown to the cache or failed."""
+        import pandas as pd
+
+        if self._index is None:
+            self._index = pd.Index(self.paths)
+            self._failed_rows = self._index.get_indexer(list(self.failed)).astype(np.int64)
+        wanted = [os.fspath(path) for path in paths]
+        rows = np.asarray(self._index.get_indexer(wanted), dtype=np.int64)
+        unknown = [path for path, row in zip(wanted, rows) if row < 0]
+        bad = np.isin(rows, self._failed_rows) if len(self.failed) else np.zeros(len(rows), dtype=bool)
+        failed = sorted({wanted[i] for i in np.flatnonzero(bad)})
+        if unknown or failed:
+            lines = [f"  {path}: not in this cache (built for {len(self)} other images)" for path in unknown[:20]]
+            if len(unknown) > 20:
+                lines.append(f"  … and {len(unknown) - 20} more not in the cache")
+            lines += [f"  {path}: {self.failed[path]}" for path in failed]
+            raise ImageError(
+                f"{len(unknown) + len(failed)} image(s) have no preprocessed pixels in the cache {self.directory} "
+                f"(unreadable ones are listed in {self.report_path}):\n" + "\n".join(lines)
+            )
+        return rows
+
+    def _shard(self, index: int) -> np.ndarray:
+        shard = self._shards.get(index)
+        if shard is None:
+            with self._lock:
+                shard = self._shards.get(index)
+                if shard is None:
+                    shard = np.load(self.directory / _shard_name(index), mmap_mode="r")
+                    self._shards[index] = shard
+        return shard
+
+    def images(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """uint8 (n, size, size, channels) images of `rows`, gathered shard by shard in sorted order."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), *self.image_shape), dtype=np.uint8)
+        if len(rows) == 0:
+            return out
+        if rows.min() < 0 or rows.max() >= len(self):
+            raise IndexError(f"cache rows must lie in 0..{len(self) - 1}, got {rows.min()}..{rows.max()}")
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        shards = ordered // self.shard_size
+        bounds = np.flatnonzero(np.diff(shards)) + 1
+        for part_order, part_rows in zip(np.split(order, bounds), np.split(ordered, bounds)):
+            shard = self._shard(int(part_rows[0] // self.shard_size))
+            out[part_order] = shard[part_rows % self.shard_size]
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------------
+
+_worker_params: PreprocessParams | None = None
+
+
+def _init_worker(params: PreprocessParams) -> None:
+    global _worker_params
+    _worker_params = params
+    cv2.setNumThreads(1)
+
+
+def _reason(path: str, error: Exception) -> str:
+    message = str(error)
+    if isinstance(error, ImageError):
+        return message.removeprefix(f"{path}: ")
+    return f"preprocessing failed ({type(error).__name__}: {message})"
+
+
+def _preprocess_one(path: str, params: PreprocessParams) -> tuple[np.ndarray | None, str | None]:
+    try:
+        image = preprocess_image(path, params)
+    except (ImageError, cv2.error, ValueError) as error:
+        return None, _reason(path, error)
+    return image, None
+
+
+def _worker(path: str) -> tuple[np.ndarray | None, str | None]:
+    assert _worker_params is not None
+    return _preprocess_one(path, _worker_params)
+
+
+def _finished_shard(directory: Path, index: int, rows: int, shape: tuple[int, int, int]) -> dict[str, str] | None:
+    """The failures of shard `index` when it is complete and has the expected shape, else None."""
+    shard_path, failures_path = directory / _shard_name(index), directory / _failures_name(index)
+    if not (shard_path.is_file() and failures_path.is_file()):
+        return None
+    try:
+        shard = np.load(shard_path, mmap_mode="r")
+        failures = json.loads(failures_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if shard.dtype != np.uint8 or shard.shape != (rows, *shape):
+        return None
+    return dict(failures["failed"])
+
+
+def _remove_temporaries(directory: Path) -> None:
+    for temp in directory.glob(f".*{TEMP_SUFFIX}"):
+        logger.info("removing %s, left by an interrupted build", temp)
+        temp.unlink(missing_ok=True)
+
+
+def _results(
+    paths: list[str], params: PreprocessParams, workers: int
+) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    """Preprocess `paths` in order: in this process, or on `workers` spawned processes (TF-safe)."""
+    if workers <= 1 or len(paths) < _IN_PROCESS_LIMIT:
+        for path in paths:
+            yield _preprocess_one(path, params)
+        return
+    context = multiprocessing.get_context("spawn")
+    chunk = max(1, min(16, len(paths) // (workers * 8)))
+    with context.Pool(workers, initializer=_init_worker, initargs=(params,)) as pool:
+        yield from pool.imap(_worker, paths, chunksize=chunk)
+
+
+def _build(
+    directory: Path, paths: tuple[str, ...], params: PreprocessParams, shard_size: int, workers: int, progress: bool
+) -> BuildSummary:
+    """Compute the missing shards of `directory` (holding its lock), then write the report and the manifest."""
+    _remove_temporaries(directory)
+    shape = (params.image_size, params.image_size, params.channels)
+    ranges = _shard_ranges(len(paths), shard_size)
+    failed: dict[str, str] = {}
+    missing: list[int] = []
+    for index, (start, stop) in enumerate(ranges):
+        done = _finished_shard(directory, index, stop - start, shape)
+        if done is None:
+            missing.append(index)
+        else:
+            failed.update(done)
+    todo = [path for index in missing for path in paths[slice(*ranges[index])]]
+    reused = len(paths) - len(todo)
+    if reused:
+        logger.info(
+            "cache %s: %d finished shard(s) reused, %d to build",
+            directory.name,
+            len(ranges) - len(missing),
+            len(missing),
+        )
+    computed = 0
+    results = _results(todo, params, workers)
+    bar = tqdm(total=len(todo), desc=f"preprocessing {directory.name}", unit="img", disable=not progress)
+    try:
+        for index in missing:
+            start, stop = ranges[index]
+            shard = np.zeros((stop - start, *shape), dtype=np.uint8)
+            shard_failed: dict[str, str] = {}
+            for offset in range(stop - start):
+                image, reason = next(results)
+                if image is None:
+                    shard_failed[paths[start + offset]] = str(reason)
+                else:
+                    shard[offset] = image
+                    computed += 1
+                bar.update(1)
+            _write_json(directory / _failures_name(index), {"rows": [start, stop], "failed": shard_failed})
+            _write_atomic(directory / _shard_name(index), lambda file, data=shard: np.save(file, data))
+            failed.update(shard_failed)
+    finally:
+        results.close()
+        bar.close()
+    created = datetime.now(UTC).isoformat()
+    failed = {path: failed[path] for path in paths if path in failed}
+    _write_json(
+        directory / REPORT, {"cache": str(directory), "created": created, "count": len(paths), "failed": failed}
+    )
+    _write_json(
+        directory / MANIFEST,
+        {
+            "format_version": CACHE_FORMAT_VERSION,
+            "key": directory.name,
+            "created": created,
+            "params": params.to_dict(),
+            "count": len(paths),
+            "shard_size": shard_size,
+            "image_shape": list(shape),
+            "shards": [
+                {"file": _shard_name(i), "start": start, "stop": stop} for i, (start, stop) in enumerate(ranges)
+            ],
+            "failed": failed,
+            "paths": list(paths),
+        },
+    )
+    return BuildSummary(
+        computed=computed,
+        reused=reused,
+        failed=len(failed),
+        shards_written=len(missing),
+        shards_reused=len(ranges) - len(missing),
+    )
+
+
+def _strict_error(cache: ImageCache) -> ImageError:
+    listing = "\n".join(f"  {path}: {reason}" for path, reason in cache.failed.items())
+    return ImageError(
+        f"{len(cache.failed)} of {len(cache)} image(s) cannot be preprocessed (listed in {cache.report_path}):\n"
+        + listing
+    )
+
+
+def build_cache(
+    paths: Sequence[str | os.PathLike[str]],
+    params: PreprocessParams,
+    cache_root: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool = True,
+    shard_size: int = SHARD_SIZE,
+) -> ImageCache:
+    """Preprocess `paths` (duplicates dropped, order kept) into ``cache_root/<key>/``, or reuse that cache.
+
+    An existing complete cache returns at once. A build interrupted earlier keeps its finished shards.
+    Two processes building the same cache take turns on a file lock; the second reuses the first's work.
+    Unreadable images are stored as zeros and listed in ``report.json`` and `ImageCache.failed`; with
+    ``strict=True`` one ImageError names all of them (the cache is still completed, so a fixed dataset
+    or a non-strict run does not redo the work).
+    """
+    sources = _unique(paths)
+    workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    if shard_size < 1:
+        raise ConfigError(f"shard_size {shard_size}: expected a positive number of images per shard")
+    directory = Path(cache_root) / cache_key(sources, params, shard_size)
+    if (directory / MANIFEST).is_file():
+        cache = ImageCache.open(directory)
+        cache.summary = BuildSummary(reused=len(cache), failed=len(cache.failed), cache_reused=True)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(directory / LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            logger.info("waiting for another process building the cache %s", directory)
+            lock.acquire()
+        try:
+            if (directory / MANIFEST).is_file():
+                summary = None
+            else:
+                started = time.monotonic()
+                summary = _build(directory, sources, params, shard_size, workers, progress)
+                logger.info(
+                    "cache %s: %d image(s) built, %d reused, %d failed in %.1f s",
+                    directory,
+                    summary.computed,
+                    summary.reused,
+                    summary.failed,
+                    time.monotonic() - started,
+                )
+        finally:
+            lock.release()
+        cache = ImageCache.open(directory)
+        cache.summary = summary or BuildSummary(reused=len(cache), failed=len(cache.failed), cache_reused=True)
+    if cache.paths != sources:
+        raise DatasetError("the cache lists other images than were asked for (hash collision?)", file=directory)
+    if cache.failed:
+        logger.warning("%d image(s) could not be preprocessed; see %s", len(cache.failed), cache.report_path)
+        if strict:
+            raise _strict_error(cache)
+    return cache
+
+
+# --------------------------------------------------------------------------------------------------
+# A benchmark's dataset
+# --------------------------------------------------------------------------------------------------
+
+
+def dataset_image_paths(dataset: str, data_dir: str | os.PathLike[str]) -> list[str]:
+    """Every image path of a registered dataset (training and official test tables), unique and sorted."""
+    from medbench.data.datasets import get_dataset, load_dataset
+
+    train, test = load_dataset(get_dataset(dataset), data_dir)
+    paths = set(train["path"].astype(str))
+    if test is not None:
+        paths.update(test["path"].astype(str))
+    return sorted(paths)
+
+
+def build_benchmark_cache(
+    benchmark: Any,
+    settings: Any,
+    *,
+    channels: int = 1,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> ImageCache:
+    """The cache of all images of `benchmark`'s dataset with its preprocessing, under `settings.cache_root`.
+
+    Covers the whole dataset (not one split or option's subset), so every run of a benchmark with the
+    same preprocessing shares one cache, whatever its split, frontal-only or sample-cap options.
+    """
+    paths = dataset_image_paths(benchmark.dataset, settings.data_dir)
+    params = PreprocessParams.for_benchmark(benchmark, channels=channels)
+    return build_cache(paths, params, settings.cache_root, workers=workers, strict=strict, progress=progress)

@@ -1,0 +1,96 @@
+"""The deterministic part of preprocessing: which pixels an image file becomes, defined once.
+
+`preprocess_image` is the single definition of those pixels: the preprocessing cache stores its
+output and ad-hoc prediction calls it directly, so a model sees the same input either way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from medbench.data.images import read_image
+from medbench.data.transforms import compose
+from medbench.errors import ConfigError
+
+__all__ = ["CHANNELS", "PreprocessParams", "preprocess_image", "resize_square"]
+
+CHANNELS = (1, 3)
+
+
+class _BenchmarkLike(Protocol):
+    image_size: int
+    crop: bool
+    transformations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """Everything that decides the stored pixels of an image.
+
+    Attributes:
+        image_size: Side of the square output in pixels.
+        crop: Crop to the lung field (`medbench.preprocessing.crop.crop_lung_field`) before resizing.
+        transformations: Benchmark transformation tokens (``"clahe"``, ``"sharp21"``, …), applied in order.
+        channels: 1 = grayscale luminance (chest X-rays), 3 = RGB.
+    """
+
+    image_size: int
+    crop: bool = False
+    transformations: tuple[str, ...] = ()
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transformations", tuple(self.transformations))
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 1:
+            raise ConfigError(f"image_size {self.image_size!r}: expected a positive number of pixels")
+        if self.channels not in CHANNELS:
+            raise ConfigError(f"channels {self.channels!r}: expected 1 (grayscale) or 3 (RGB)")
+        compose(self.transformations)  # unknown tokens fail here, not in a worker process
+
+    @classmethod
+    def for_benchmark(cls, benchmark: _BenchmarkLike, channels: int = 1) -> PreprocessParams:
+        """The parameters a Benchmark implies (its image size, crop flag and transformations)."""
+        return cls(benchmark.image_size, benchmark.crop, tuple(benchmark.transformations), channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["transformations"] = list(self.transformations)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessParams:
+        return cls(int(data["image_size"]), bool(data["crop"]), tuple(data["transformations"]), int(data["channels"]))
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize to (size, size): area averaging when shrinking, bilinear when enlarging."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return image
+    shrinking = height * width >= size * size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def preprocess_image(path: str | os.PathLike[str], params: PreprocessParams) -> np.ndarray:
+    """Read → (grayscale) → optional lung-field crop → transformations → resize: uint8 (size, size, channels).
+
+    Raises `ImageError` for a file that cannot be decoded.
+    """
+    image = read_image(path)
+    if params.channels == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if params.crop:
+        from medbench.preprocessing.crop import crop_lung_field
+
+        image = crop_lung_field(image)
+    if params.transformations:
+        image = compose(params.transformations)(image)
+    image = resize_square(np.ascontiguousarray(image, dtype=np.uint8), params.image_size)
+    if image.ndim == 2:
+        image = image[:, :, np.newaxis]
+    return np.ascontiguousarray(image, dtype=np.uint8)

@@ -1,0 +1,499 @@
+"""Google Cloud Storage for run folders: an outbox of pending uploads, `sync` to upload them, `pull` to fetch one.
+
+A finished run is first written to the outbox (`logs/outbox/<run id>.json`, no network), so a run never
+fails or waits because the bucket is down; `sync` uploads what is pending and removes an item only when
+every file of it is in the bucket with the right size and MD5. Objects are named
+`gs://<bucket>/<prefix>/runs/<experiment name>/<run id>/<relative path>`, and the log entry is stored as
+`gs://<bucket>/<prefix>/logs/<run id>.json`. `STORAGE_EMULATOR_HOST` points the client at an emulator
+(anonymous credentials); otherwise Google's default credentials are used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from medbench.errors import ConfigError, MedbenchError
+from medbench.settings import ENV_FILE, Settings, _read_env_file
+from medbench.tracking.logs import update_entry, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_VERSION = 1
+DEFAULT_DEADLINE_S = 60.0
+RUN_END_DEADLINE_S = 15.0
+INITIAL_BACKOFF_S = 0.25
+MAX_BACKOFF_S = 8.0
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 300.0
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+EMULATOR_PROJECT = "medbench-emulator"
+RUN_FILES = ("config.json", "history.json", "model.keras", "result.json")
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+CREDENTIALS_HELP = (
+    "no Google Cloud credentials found for MEDBENCH_GCS_BUCKET={bucket!r}: set GOOGLE_APPLICATION_CREDENTIALS "
+    "to a service-account key file (or run `gcloud auth application-default login`), or unset "
+    "MEDBENCH_GCS_BUCKET to keep runs local only"
+)
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+T = TypeVar("T")
+
+
+class StorageError(MedbenchError):
+    """The bucket could not be reached or does not hold what was asked for."""
+
+
+class _Unreachable(Exception):
+    """Transient errors went on until the deadline: the bucket is out of reach for now."""
+
+
+class _Mismatch(Exception):
+    """An object in the bucket does not have the size or MD5 of the local file."""
+
+
+@dataclass
+class SyncReport:
+    """What one `sync` did: run ids uploaded, still pending (bucket unreachable), failed (with the reason)."""
+
+    uploaded: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    remote: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    warning: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when the outbox was emptied."""
+        return not self.pending and not self.failed
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A run waiting for upload: its folder, the files to upload (relative paths) and its log entry."""
+
+    path: Path
+    run_id: str
+    experiment: str
+    run_dir: Path
+    files: tuple[str, ...]
+    entry: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> OutboxItem:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                path,
+                str(data["run_id"]),
+                str(data["experiment"]),
+                Path(data["run_dir"]),
+                tuple(str(name) for name in data["files"]),
+                dict(data["entry"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"{path}: unreadable outbox item ({error}); expected JSON with run_id, experiment, run_dir, "
+                "files and entry"
+            ) from None
+
+
+def run_files(run_dir: Path, best_epoch: int | None, *, all_checkpoints: bool = False) -> list[str]:
+    """Relative paths to upload: model, best checkpoint, config, history, result, predictions (all epochs on ask)."""
+    names = [name for name in RUN_FILES if (run_dir / name).is_file()]
+    checkpoints = run_dir / "checkpoints"
+    if all_checkpoints:
+        names += [f"checkpoints/{path.name}" for path in sorted(checkpoints.glob("epoch-*.keras"))]
+    elif best_epoch is not None and (checkpoints / f"epoch-{int(best_epoch):03d}.keras").is_file():
+        names.append(f"checkpoints/epoch-{int(best_epoch):03d}.keras")
+    names += [f"predictions/{path.name}" for path in sorted((run_dir / "predictions").glob("*.csv"))]
+    return names
+
+
+def enqueue_run(
+    run_dir: str | Path, entry: dict[str, Any], settings: Settings, *, all_checkpoints: bool = False
+) -> Path:
+    """Write an outbox item for a finished run (no network); returns the item's path."""
+    run_dir = Path(run_dir).resolve()
+    run_id = str(entry.get("id", ""))
+    if not RUN_ID_RE.fullmatch(run_id):
+        raise ConfigError(f"log entry id {run_id!r}: expected a run id of letters, digits, '.', '_' or '-'")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: run folder not found; nothing to upload for run {run_id}")
+    item = {
+        "version": OUTBOX_VERSION,
+        "run_id": run_id,
+        "experiment": str(entry.get("name") or run_dir.parent.name),
+        "run_dir": str(run_dir),
+        "files": run_files(run_dir, entry.get("best_epoch"), all_checkpoints=all_checkpoints),
+        "entry": entry,
+        "queued": datetime.now(UTC).isoformat(),
+    }
+    path = settings.outbox_dir / f"{run_id}.json"
+    write_json_atomic(path, item)
+    logger.debug("queued run %s for upload (%d files)", run_id, len(item["files"]))
+    return path
+
+
+def pending_items(settings: Settings) -> list[Path]:
+    """Outbox items in run-id order (temporary files of interrupted writes excluded)."""
+    if not settings.outbox_dir.is_dir():
+        return []
+    return sorted(path for path in settings.outbox_dir.glob("*.json") if not path.name.startswith("."))
+
+
+def remote_run_uri(settings: Settings, experiment: str, run_id: str) -> str:
+    return f"gs://{settings.gcs_bucket}/{_run_prefix(settings, experiment, run_id).rstrip('/')}"
+
+
+def _object_root(settings: Settings) -> str:
+    return f"{settings.gcs_prefix.strip('/')}/" if settings.gcs_prefix.strip("/") else ""
+
+
+def _run_prefix(settings: Settings, experiment: str, run_id: str) -> str:
+    return f"{_object_root(settings)}runs/{experiment}/{run_id}/"
+
+
+def _log_object(settings: Settings, run_id: str) -> str:
+    return f"{_object_root(settings)}logs/{run_id}.json"
+
+
+def _environment(settings: Settings, key: str) -> str | None:
+    """A variable from the process environment, else from `<root>/.env` (like the MEDBENCH_* settings)."""
+    return os.environ.get(key) or _read_env_file(settings.root / ENV_FILE).get(key) or None
+
+
+def make_client(settings: Settings) -> Any:
+    """A storage client: anonymous against STORAGE_EMULATOR_HOST, else Google's default credentials.
+
+    Raises ConfigError when no bucket is configured or no credentials can be found.
+    """
+    if not settings.gcs_bucket:
+        raise ConfigError("MEDBENCH_GCS_BUCKET is not set: no bucket to upload runs to or pull them from")
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import storage
+
+    emulator = _environment(settings, EMULATOR_ENV)
+    if emulator:
+        project = _environment(settings, "GOOGLE_CLOUD_PROJECT") or EMULATOR_PROJECT
+        options = None if os.environ.get(EMULATOR_ENV) else {"api_endpoint": emulator}
+        return storage.Client(project=project, credentials=AnonymousCredentials(), client_options=options)
+    key_file = _environment(settings, CREDENTIALS_ENV)
+    try:
+        if key_file and not os.environ.get(CREDENTIALS_ENV):
+            credentials, project = google.auth.load_credentials_from_file(key_file, scopes=list(storage.Client.SCOPE))
+        else:
+            credentials, project = google.auth.default(scopes=list(storage.Client.SCOPE))
+    except DefaultCredentialsError as error:
+        detail = f" ({error})" if key_file else ""
+        raise ConfigError(CREDENTIALS_HELP.format(bucket=settings.gcs_bucket) + detail) from None
+    return storage.Client(project=project, credentials=credentials)
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Connection problems, timeouts, 408/429/5xx and size/MD5 mismatches are worth another try."""
+    import requests
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    if isinstance(error, _Mismatch | ConnectionError | TimeoutError | auth_exceptions.TransportError):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return True
+    if isinstance(error, api_exceptions.GoogleAPICallError):
+        return error.code in TRANSIENT_STATUS
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    return status in TRANSIENT_STATUS
+
+
+class _Deadline:
+    """A shared time budget for the retries of one `sync` or `pull`."""
+
+    def __init__(self, seconds: float, report: SyncReport | None = None) -> None:
+        self.end = time.monotonic() + seconds
+        self.report = report
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def timeout(self) -> tuple[float, float]:
+        return (max(0.5, min(CONNECT_TIMEOUT_S, self.remaining())), READ_TIMEOUT_S)
+
+    def call(self, what: str, action: Callable[[tuple[float, float]], T]) -> T:
+        """Run `action(timeout)`, retrying transient errors with exponential backoff until the deadline."""
+        delay = INITIAL_BACKOFF_S
+        while True:
+            try:
+                return action(self.timeout())
+            except Exception as error:
+                if not _is_transient(error):
+                    raise
+                remaining = self.remaining()
+                if remaining <= 0:
+                    raise _Unreachable(f"{what}: {type(error).__name__}: {error}") from error
+                pause = min(delay, remaining)
+                logger.info("retrying %s in %.2f s after %s", what, pause, type(error).__name__)
+                if self.report is not None:
+                    self.report.retries += 1
+                time.sleep(pause)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+def _check(blob: Any, size: int, md5: str) -> None:
+    if blob.size is not None and int(blob.size) != size:
+        raise _Mismatch(f"gs://{blob.bucket.name}/{blob.name}: {blob.size} bytes in the bucket, {size} expected")
+    if blob.md5_hash is not None and blob.md5_hash != md5:
+        raise _Mismatch(f"gs://{blob.bucket.name}/{blob.name}: MD5 {blob.md5_hash} in the bucket, {md5} expected")
+
+
+def _upload(
+    bucket: Any, name: str, deadline: _Deadline, *, path: Path | None = None, data: bytes | None = None
+) -> None:
+    """Upload a file or bytes unless an identical object is there already; verify size and MD5 after."""
+    if path is not None:
+        size, md5 = path.stat().st_size, _file_md5(path)
+    else:
+        assert data is not None
+        size, md5 = len(data), _md5(data)
+
+    def attempt(timeout: tuple[float, float]) -> None:
+        existing = bucket.get_blob(name, retry=None, timeout=timeout)
+        if existing is not None and existing.size == size and existing.md5_hash == md5:
+            return
+        blob = bucket.blob(name)
+        if path is not None:
+            blob.upload_from_filename(str(path), retry=None, timeout=timeout, checksum="md5")
+        else:
+            blob.upload_from_string(data, retry=None, timeout=timeout, checksum="md5")
+        if blob.size is None or blob.md5_hash is None:
+            blob.reload(retry=None, timeout=timeout)
+        _check(blob, size, md5)
+
+    deadline.call(f"upload of gs://{bucket.name}/{name}", attempt)
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temp.open("wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _with_remote(record: dict[str, Any], uri: str) -> dict[str, Any]:
+    storage = dict(record.get("storage") or {})
+    storage["remote"] = uri
+    return {**record, "storage": storage}
+
+
+def _sync_item(item: OutboxItem, bucket: Any, settings: Settings, deadline: _Deadline) -> str:
+    """Upload one run; on success record the remote URI locally and drop the outbox item. Returns the URI."""
+    uri = remote_run_uri(settings, item.experiment, item.run_id)
+    prefix = _run_prefix(settings, item.experiment, item.run_id)
+    missing = [name for name in item.files if not (item.run_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"{item.path}: files of run {item.run_id} missing under {item.run_dir}: {missing}")
+    for name in item.files:
+        if name != "result.json":
+            _upload(bucket, prefix + name, deadline, path=item.run_dir / name)
+    result_bytes = None
+    if "result.json" in item.files:
+        result = json.loads((item.run_dir / "result.json").read_text(encoding="utf-8"))
+        result_bytes = _json_bytes(_with_remote(result, uri))
+        _upload(bucket, prefix + "result.json", deadline, data=result_bytes)
+    _upload(bucket, _log_object(settings, item.run_id), deadline, data=_json_bytes(_with_remote(item.entry, uri)))
+
+    if result_bytes is not None:
+        _write_bytes_atomic(item.run_dir / "result.json", result_bytes)
+
+    def record(entry: dict[str, Any]) -> None:
+        entry["storage"] = _with_remote(entry, uri)["storage"]
+
+    if not update_entry(settings.logs_dir, item.run_id, record):
+        logger.debug("run %s is in no experiment log; remote URI recorded in result.json only", item.run_id)
+    item.path.unlink(missing_ok=True)
+    return uri
+
+
+def sync(
+    settings: Settings,
+    *,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    on_missing_credentials: Literal["raise", "warn"] = "raise",
+) -> SyncReport:
+    """Upload every pending outbox item, retrying transient errors with backoff for up to `deadline_s`.
+
+    Never raises on network failure: an unreachable bucket leaves the items pending with a warning.
+    Missing bucket configuration or credentials raise ConfigError, or with `on_missing_credentials="warn"`
+    (the end of an experiment run) leave everything pending with a warning.
+    """
+    paths = pending_items(settings)
+    report = SyncReport()
+    try:
+        client = make_client(settings)
+    except ConfigError as error:
+        if on_missing_credentials == "raise":
+            raise
+        report.pending = [path.stem for path in paths]
+        report.warning = f"{error}; {len(paths)} run(s) stay in {settings.outbox_dir}"
+        logger.warning("%s", report.warning)
+        return report
+    bucket = client.bucket(settings.gcs_bucket)
+    deadline = _Deadline(deadline_s, report)
+    for index, path in enumerate(paths):
+        try:
+            item = OutboxItem.load(path)
+            report.remote[item.run_id] = _sync_item(item, bucket, settings, deadline)
+            report.uploaded.append(item.run_id)
+            logger.info("uploaded run %s to %s", item.run_id, report.remote[item.run_id])
+        except _Unreachable as error:
+            report.pending = [later.stem for later in paths[index:]]
+            report.warning = (
+                f"bucket gs://{settings.gcs_bucket} unreachable ({error}); "
+                f"{len(report.pending)} run(s) stay in {settings.outbox_dir} for the next `medbench sync`"
+            )
+            logger.warning("%s", report.warning)
+            break
+        except Exception as error:  # a bad item must not keep the others from uploading
+            report.failed[path.stem] = f"{type(error).__name__}: {error}"
+            logger.warning("upload of run %s failed, it stays in the outbox: %s", path.stem, error)
+    return report
+
+
+def upload_run(
+    run_dir: str | Path, entry: dict[str, Any], settings: Settings, *, deadline_s: float = RUN_END_DEADLINE_S
+) -> SyncReport:
+    """End of an experiment run: queue the run, then sync; problems are warnings in the report, never exceptions."""
+    try:
+        enqueue_run(run_dir, entry, settings)
+    except (MedbenchError, OSError) as error:
+        report = SyncReport(failed={str(entry.get("id")): f"{type(error).__name__}: {error}"})
+        report.warning = f"run {entry.get('id')} not queued for upload: {error}"
+        logger.warning("%s", report.warning)
+        return report
+    return sync(settings, deadline_s=deadline_s, on_missing_credentials="warn")
+
+
+def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _Deadline) -> str | None:
+    """The experiment folder of a run in the bucket: from its log object, else by listing the experiments."""
+    bucket = client.bucket(settings.gcs_bucket)
+    log_blob = deadline.call(
+        f"lookup of run {run_id}",
+        lambda timeout: bucket.get_blob(_log_object(settings, run_id), retry=None, timeout=timeout),
+    )
+    candidates: list[str] = []
+    if log_blob is not None:
+        entry = json.loads(deadline.call("log download", lambda t: log_blob.download_as_bytes(timeout=t, retry=None)))
+        if entry.get("name"):
+            candidates.append(str(entry["name"]))
+
+    def experiments(timeout: tuple[float, float]) -> list[str]:
+        listing = client.list_blobs(
+            settings.gcs_bucket, prefix=f"{_object_root(settings)}runs/", delimiter="/", retry=None, timeout=timeout
+        )
+        list(listing)
+        return sorted(prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in listing.prefixes)
+
+    for experiment in candidates + deadline.call("listing of experiments", experiments):
+        prefix = _run_prefix(settings, experiment, run_id)
+        found = deadline.call(
+            f"listing of {prefix}",
+            lambda timeout, prefix=prefix: list(
+                client.list_blobs(settings.gcs_bucket, prefix=prefix, max_results=1, retry=None, timeout=timeout)
+            ),
+        )
+        if found:
+            return experiment
+    return None
+
+
+def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLINE_S) -> Path:
+    """Download a run folder by id into `models/<experiment>/<run id>/` (atomically) and return it."""
+    if not RUN_ID_RE.fullmatch(run_id):
+        raise ConfigError(f"{run_id!r} is not a run id to pull: expected letters, digits, '.', '_' or '-'")
+    from google.api_core.exceptions import GoogleAPICallError
+
+    client = make_client(settings)
+    deadline = _Deadline(deadline_s)
+    where = f"gs://{settings.gcs_bucket}/{_object_root(settings)}runs/"
+    try:
+        experiment = _find_experiment(client, settings, run_id, deadline)
+        if experiment is None:
+            raise ConfigError(f"no run with id {run_id!r} in {where}")
+        target = settings.models_dir / experiment / run_id
+        if (target / "config.json").is_file():
+            logger.info("run %s is already local at %s", run_id, target)
+            return target
+        if target.exists():
+            raise ConfigError(f"{target}: exists without config.json; move it away to pull run {run_id}")
+        prefix = _run_prefix(settings, experiment, run_id)
+        blobs = deadline.call(
+            f"listing of {prefix}",
+            lambda timeout: list(client.list_blobs(settings.gcs_bucket, prefix=prefix, retry=None, timeout=timeout)),
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.parent / f".{run_id}.pull-{secrets.token_hex(4)}"
+        try:
+            for blob in blobs:
+                _download(blob, temp, blob.name[len(prefix) :], deadline)
+            os.rename(temp, target)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+    except _Unreachable as error:
+        raise StorageError(f"could not pull run {run_id} from {where}: bucket unreachable ({error})") from None
+    except GoogleAPICallError as error:
+        raise StorageError(f"could not pull run {run_id} from {where}: {error}") from None
+    logger.info("pulled run %s into %s", run_id, target)
+    return target
+
+
+def _download(blob: Any, root: Path, relative: str, deadline: _Deadline) -> None:
+    parts = Path(relative).parts
+    if not parts or any(part in ("", ".", "..") for part in parts) or Path(relative).is_absolute():
+        raise StorageError(f"gs://{blob.bucket.name}/{blob.name}: object name does not map to a file in the run")
+    path = root.joinpath(*parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def attempt(timeout: tuple[float, float]) -> None:
+        blob.download_to_filename(str(path), retry=None, timeout=timeout)
+        _check(blob, path.stat().st_size, _file_md5(path))
+
+    deadline.call(f"download of gs://{blob.bucket.name}/{blob.name}", attempt)

@@ -1,0 +1,333 @@
+"""The preprocessing cache: deterministic pixels, keyed reuse, crash-safe shards, failures, locking."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from medbench.data.transforms import compose
+from medbench.errors import ConfigError, DatasetError, ImageError
+from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
+from medbench.preprocessing.cache import MANIFEST, REPORT, cache_key
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_images(folder: Path, count: int, size: int = 48, seed: int = 0) -> list[str]:
+    """Noisy grayscale PNGs of varying shapes, each with its own mean level."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(count):
+        height, width = size + index % 5, size + (index * 3) % 7
+        noise = rng.integers(0, 60, (height, width))
+        image = np.clip(noise + (index * 37) % 190, 0, 255).astype(np.uint8)
+        path = folder / f"img{index:04d}.png"
+        cv2.imwrite(str(path), image)
+        paths.append(str(path))
+    return paths
+
+
+def resized(image: np.ndarray, size: int) -> np.ndarray:
+    interpolation = cv2.INTER_AREA if image.shape[0] * image.shape[1] >= size * size else cv2.INTER_LINEAR
+    out = cv2.resize(image, (size, size), interpolation=interpolation)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> list[str]:
+    return write_images(tmp_path / "images", 12)
+
+
+# --------------------------------------------------------------------------------------------------
+# preprocess_image
+# --------------------------------------------------------------------------------------------------
+
+
+def test_preprocess_gray_and_rgb(tmp_path: Path) -> None:
+    rgb = np.zeros((30, 50, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 10  # RGB order
+    path = tmp_path / "colour.png"
+    cv2.imwrite(str(path), rgb[..., ::-1])  # OpenCV writes BGR
+    gray = preprocess_image(path, PreprocessParams(16))
+    assert gray.shape == (16, 16, 1) and gray.dtype == np.uint8
+    expected_luma = round(0.299 * 200 + 0.587 * 100 + 0.114 * 10)
+    assert abs(int(gray[8, 8, 0]) - expected_luma) <= 1
+    colour = preprocess_image(path, PreprocessParams(64, channels=3))
+    assert colour.shape == (64, 64, 3)
+    np.testing.assert_array_equal(colour[20, 20], [200, 100, 10])
+
+
+def test_resize_shrinks_by_area_and_enlarges_bilinearly(tmp_path: Path) -> None:
+    image = np.zeros((40, 40), np.uint8)
+    image[:, ::2] = 255  # 1-px stripes: area averaging gives flat grey, nearest/linear sampling would not
+    path = tmp_path / "stripes.png"
+    cv2.imwrite(str(path), image)
+    small = preprocess_image(path, PreprocessParams(20))
+    assert np.all(np.abs(small.astype(int) - 128) <= 1)
+    large = preprocess_image(path, PreprocessParams(80))
+    np.testing.assert_array_equal(large, resized(image, 80))
+
+
+@pytest.mark.parametrize("token", ["sharp21", "histeq", "clahe", "clahe3", "blur2", "median3", "window100w80"])
+def test_preprocess_applies_each_transformation(sources: list[str], token: str) -> None:
+    gray = cv2.imread(sources[3], cv2.IMREAD_GRAYSCALE)
+    params = PreprocessParams(32, transformations=(token,))
+    got = preprocess_image(sources[3], params)
+    np.testing.assert_array_equal(got, resized(compose([token])(gray), 32))
+    assert not np.array_equal(got, preprocess_image(sources[3], PreprocessParams(32)))
+
+
+def test_transformations_apply_in_declared_order(sources: list[str]) -> None:
+    first = preprocess_image(sources[0], PreprocessParams(32, transformations=("histeq", "blur2")))
+    second = preprocess_image(sources[0], PreprocessParams(32, transformations=("blur2", "histeq")))
+    assert not np.array_equal(first, second)
+
+
+def test_crop_runs_before_the_transformations(sources: list[str]) -> None:
+    crop = pytest.importorskip("medbench.preprocessing.crop", reason="preprocessing/crop.py not written yet")
+    gray = cv2.imread(sources[5], cv2.IMREAD_GRAYSCALE)
+    got = preprocess_image(sources[5], PreprocessParams(24, crop=True, transformations=("clahe",)))
+    np.testing.assert_array_equal(got, resized(compose(["clahe"])(crop.crop_lung_field(gray)), 24))
+
+
+def test_params_are_checked() -> None:
+    with pytest.raises(ConfigError, match="channels"):
+        PreprocessParams(32, channels=2)
+    with pytest.raises(ConfigError, match="image_size"):
+        PreprocessParams(0)
+    with pytest.raises(ValueError, match="sharpen"):
+        PreprocessParams(32, transformations=("sharpen",))
+    params = PreprocessParams(32, True, ["clahe"], 3)  # type: ignore[arg-type]
+    assert params.transformations == ("clahe",)
+    assert PreprocessParams.from_dict(json.loads(json.dumps(params.to_dict()))) == params
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys and reuse
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cache_holds_preprocess_image_pixels(tmp_path: Path, sources: list[str]) -> None:
+    params = PreprocessParams(20, transformations=("clahe",))
+    cache = build_cache(sources, params, tmp_path / "cache", workers=1, progress=False)
+    assert len(cache) == len(sources) and cache.failed == {}
+    assert cache.summary.computed == len(sources)
+    wanted = [sources[7], sources[2], sources[7], sources[0]]
+    images = cache.images(cache.rows(wanted))
+    assert images.shape == (4, 20, 20, 1) and images.dtype == np.uint8
+    for image, path in zip(images, wanted):
+        np.testing.assert_array_equal(image, preprocess_image(path, params))
+    assert cache.images(np.zeros(0, np.int64)).shape == (0, 20, 20, 1)
+
+
+def test_second_build_reuses_without_work(tmp_path: Path, sources: list[str]) -> None:
+    params = PreprocessParams(16)
+    first = build_cache(sources, params, tmp_path / "cache", workers=1, progress=False)
+    manifest = first.directory / MANIFEST
+    stamp = manifest.stat().st_mtime_ns, json.loads(manifest.read_text())["created"]
+    again = build_cache(sources, params, tmp_path / "cache", workers=1, progress=False)
+    assert again.directory == first.directory
+    assert again.summary.cache_reused and again.summary.computed == 0 and again.summary.shards_written == 0
+    assert (manifest.stat().st_mtime_ns, json.loads(manifest.read_text())["created"]) == stamp
+    duplicated = build_cache([*sources, sources[0]], params, tmp_path / "cache", workers=1, progress=False)
+    assert duplicated.directory == first.directory and duplicated.summary.cache_reused
+
+
+def test_any_changed_parameter_gives_a_new_folder(tmp_path: Path, sources: list[str]) -> None:
+    base = PreprocessParams(16)
+    variants = [
+        base,
+        PreprocessParams(17),
+        PreprocessParams(16, transformations=("clahe",)),
+        PreprocessParams(16, channels=3),
+        PreprocessParams(16, crop=True),
+    ]
+    keys = {cache_key(sources, params) for params in variants}
+    keys.add(cache_key(sources[::-1], base))  # the order of the sources is part of the key
+    keys.add(cache_key(sources[:-1], base))
+    keys.add(cache_key(sources, base, shard_size=4))
+    assert len(keys) == len(variants) + 3
+    first = build_cache(sources, base, tmp_path / "cache", workers=1, progress=False)
+    other = build_cache(sources, variants[2], tmp_path / "cache", workers=1, progress=False)
+    assert other.directory != first.directory and other.summary.computed == len(sources)
+
+
+def test_a_changed_source_file_gives_a_new_folder(tmp_path: Path, sources: list[str]) -> None:
+    params = PreprocessParams(16)
+    first = build_cache(sources, params, tmp_path / "cache", workers=1, progress=False)
+    before = first.images(first.rows([sources[4]]))
+    cv2.imwrite(sources[4], np.full((48, 48), 250, np.uint8))
+    stat = os.stat(sources[4])
+    os.utime(sources[4], ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    second = build_cache(sources, params, tmp_path / "cache", workers=1, progress=False)
+    assert second.directory != first.directory and not second.summary.cache_reused
+    after = second.images(second.rows([sources[4]]))
+    assert not np.array_equal(before, after) and np.all(after == 250)
+
+
+def test_incomplete_cache_is_never_opened(tmp_path: Path, sources: list[str]) -> None:
+    cache = build_cache(sources, PreprocessParams(16), tmp_path / "cache", workers=1, progress=False)
+    (cache.directory / MANIFEST).unlink()
+    with pytest.raises(DatasetError, match="never completed"):
+        ImageCache.open(cache.directory)
+
+
+def test_unknown_paths_are_refused(tmp_path: Path, sources: list[str]) -> None:
+    cache = build_cache(sources[:5], PreprocessParams(16), tmp_path / "cache", workers=1, progress=False)
+    with pytest.raises(ImageError, match="img0009.png: not in this cache"):
+        cache.rows([sources[0], sources[9]])
+    with pytest.raises(IndexError):
+        cache.images(np.array([5]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shards, crashes, workers, locking
+# --------------------------------------------------------------------------------------------------
+
+
+def test_parallel_build_equals_serial_build(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images", 70, size=40)
+    params = PreprocessParams(24, transformations=("sharp21",))
+    serial = build_cache(paths, params, tmp_path / "serial", workers=1, progress=False, shard_size=16)
+    parallel = build_cache(paths, params, tmp_path / "parallel", workers=2, progress=False, shard_size=16)
+    assert len(sorted(parallel.directory.glob("shard-*.npy"))) == 5
+    rows = np.arange(len(paths))
+    np.testing.assert_array_equal(serial.images(rows), parallel.images(rows))
+
+
+BUILD_SCRIPT = """
+import sys
+from medbench.preprocessing import PreprocessParams, build_cache
+paths = open(sys.argv[1]).read().split("\\n")
+params = PreprocessParams(32, transformations=("sharp51", "clahe", "median5"))
+cache = build_cache(paths, params, sys.argv[2], workers=1, progress=False, shard_size=32)
+print(cache.summary.computed, cache.summary.reused)
+"""
+
+
+def _start_build(listing: Path, root: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILD_SCRIPT, str(listing), str(root)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _kill_after_first_shard(listing: Path, root: Path, key: str) -> bool:
+    """Start a build and SIGKILL it once a shard is finished; False when it finished first."""
+    process = _start_build(listing, root)
+    folder = root / key
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (folder / "shard-00000.json").exists() and (folder / "shard-00000.npy").exists():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.001)
+    process.communicate(timeout=60)
+    return process.returncode == -signal.SIGKILL and not (folder / MANIFEST).exists()
+
+
+@pytest.mark.slow
+def test_killed_build_resumes_from_finished_shards(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    (tmp_path / "images").mkdir()
+    paths = []
+    for index in range(300):
+        path = tmp_path / "images" / f"x{index:03d}.png"
+        cv2.imwrite(str(path), rng.integers(0, 256, (256, 256), dtype=np.uint8))
+        paths.append(str(path))
+    listing = tmp_path / "paths.txt"
+    listing.write_text("\n".join(paths))
+    params = PreprocessParams(32, transformations=("sharp51", "clahe", "median5"))
+    key = cache_key(paths, params, shard_size=32)
+    root = tmp_path / "cache"
+    assert any(_kill_after_first_shard(listing, root, key) for _ in range(3)), "the build always finished first"
+    folder = root / key
+    finished = {
+        path.name: (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in folder.glob("shard-*.npy")
+        if (folder / path.name.replace(".npy", ".json")).exists()
+    }
+    assert 1 <= len(finished) < 10
+    # Leftovers of an interrupted write: a partial temporary file and a shard cut short.
+    (folder / ".shard-00009.npy.999-abcdef.tmp").write_bytes(b"\x93NUMPY partial")
+    missing = sorted(set(f"shard-{i:05d}.npy" for i in range(10)) - set(finished))
+    (folder / missing[-1]).write_bytes(b"\x93NUMPY cut")
+    (folder / missing[-1].replace(".npy", ".json")).write_text('{"rows": [0, 0], "failed": {}}')
+
+    resumed = _start_build(listing, root)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    computed, reused = map(int, out.split())
+    assert reused == 32 * len(finished) and computed == 300 - reused
+    for name, stamp in finished.items():
+        path = folder / name
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) == stamp, f"{name} was rewritten"
+    assert not list(folder.glob("*.tmp"))
+    cache = ImageCache.open(folder)
+    clean = build_cache(paths, params, tmp_path / "clean", workers=1, progress=False, shard_size=32)
+    rows = np.arange(300)
+    np.testing.assert_array_equal(cache.images(rows), clean.images(rows))
+    assert cache.paths == clean.paths
+
+
+def test_two_processes_building_one_cache_take_turns(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images", 64, size=96)
+    listing = tmp_path / "paths.txt"
+    listing.write_text("\n".join(paths))
+    builds = [_start_build(listing, tmp_path / "cache") for _ in range(2)]
+    outputs = [build.communicate(timeout=120) for build in builds]
+    assert [build.returncode for build in builds] == [0, 0], [err for _, err in outputs]
+    computed = [int(out.split()[0]) for out, _ in outputs]
+    assert sum(computed) == len(paths)  # one built everything, the other reused it
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Unreadable images
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broken(tmp_path: Path, sources: list[str]) -> list[str]:
+    truncated = tmp_path / "images" / "truncated.png"
+    truncated.write_bytes(Path(sources[0]).read_bytes()[:60])
+    text = tmp_path / "images" / "notes.png"
+    text.write_text("not an image")
+    return [str(truncated), str(text), str(tmp_path / "images" / "missing.png")]
+
+
+def test_unreadable_images_are_reported_and_refused(tmp_path: Path, sources: list[str], broken: list[str]) -> None:
+    paths = [*sources[:3], broken[0], sources[3], broken[1], broken[2]]
+    cache = build_cache(paths, PreprocessParams(16), tmp_path / "cache", workers=1, progress=False)
+    assert sorted(cache.failed) == sorted(broken)
+    assert "does not exist" in cache.failed[broken[2]] and "truncated or corrupt" in cache.failed[broken[0]]
+    report = json.loads((cache.directory / REPORT).read_text())
+    assert report["failed"] == cache.failed and cache.report_path == cache.directory / REPORT
+    assert cache.summary.failed == 3 and cache.summary.computed == 4
+    assert not cache.images(np.array([3, 5, 6])).any()  # stored as zeros
+    cache.rows(sources[:4])
+    with pytest.raises(ImageError) as error:
+        cache.rows([sources[0], broken[1], broken[2]])
+    assert broken[1] in str(error.value) and broken[2] in str(error.value) and broken[0] not in str(error.value)
+
+
+def test_strict_names_every_offender_in_one_error(tmp_path: Path, sources: list[str], broken: list[str]) -> None:
+    with pytest.raises(ImageError) as error:
+        build_cache([*sources, *broken], PreprocessParams(16), tmp_path / "cache", workers=1, strict=True)
+    message = str(error.value)
+    assert "3 of 15 image(s)" in message and all(path in message for path in broken)
+    again = build_cache([*sources, *broken], PreprocessParams(16), tmp_path / "cache", workers=1, progress=False)
+    assert again.summary.cache_reused and len(again.failed) == 3
