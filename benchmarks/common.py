@@ -234,16 +234,15 @@ def timed(function: Callable[[], Any]) -> float:
     return time.perf_counter() - began
 
 
-def python_versions() -> str:
+def python_versions(*, tensorflow: bool = True) -> str:
+    """Versions of Python, NumPy and (when asked) TensorFlow in this process."""
     import numpy as np
 
     versions = [f"python {sys.version.split()[0]}", f"numpy {np.__version__}"]
-    try:
+    if tensorflow:
         import tensorflow as tf
 
         versions.append(f"tensorflow {tf.__version__}")
-    except ImportError:
-        pass
     return ", ".join(versions)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from common import (
+    DEFAULT_NIH_DIR,
     AucmediWorker,
     BenchmarkError,
     Summary,
@@ -31,6 +32,7 @@ from common import (
     add_common_arguments,
     cached_training_dataset,
     cpu_count,
+    find_images,
     interleave,
     print_header,
     python_versions,
@@ -41,6 +43,7 @@ from common import (
 SPEEDUP_GOAL = 10.0
 AFFINE_SPEEDUP_GOAL = 4.0
 TARGET_COLUMNS = 2
+DEFAULT_BATCHES = 20
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_common_arguments(parser)
     add_aucmedi_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=10, help="batches per repeat (one pass over the images)")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=None,
+        help=f"batches per repeat, one pass over the images (default {DEFAULT_BATCHES}, fewer if fewer images)",
+    )
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--standardize", default="torch", help="mode on both sides (torch, tf or caffe)")
     parser.add_argument(
@@ -121,6 +129,11 @@ def aucmedi_contender(worker: AucmediWorker, batches: int) -> Callable:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.batches is None:
+        available = DEFAULT_BATCHES * args.batch_size if args.source == "demo" and args.images is None else None
+        if available is None:
+            available = len(find_images(args.images or DEFAULT_NIH_DIR))
+        args.batches = max(1, min(DEFAULT_BATCHES, available // args.batch_size))
     count = args.batches * args.batch_size
     images = select_images(args, count)
     scenarios = ("none", "affine") if args.augment == "both" else (args.augment,)
@@ -170,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n-- figures (median over repeats) --")
     for summary in summaries.values():
         print(summary.line())
+    if args.no_aucmedi:
+        print("\n(no ratios: AUCMEDI was left out with --no-aucmedi)")
+        return 0
     print("\n-- ratios (medbench / AUCMEDI, ratio of medians) --")
     pairs = [
         ("medbench none", "AUCMEDI none", SPEEDUP_GOAL),

@@ -7,7 +7,7 @@ number of workers. Per round, in this order: medbench's first pass into a fresh,
 `cv2.resize` INTER_AREA, results kept in memory) on 1 thread and on N threads; medbench's first
 pass on 1 worker. The files are in the OS page cache for every contender after the first read.
 
-    python benchmarks/preprocessing.py                 # 800 demo JPEGs (320x390)
+    python benchmarks/preprocessing.py                 # 2000 demo JPEGs (320x390)
     python benchmarks/preprocessing.py --source nih    # the 403 real NIH PNGs (512 px)
     python benchmarks/preprocessing.py --quick
 """
@@ -41,18 +41,19 @@ from common import (
 FIRST_PASS_GOAL = 0.8
 CACHE_HIT_GOAL = 20.0
 NIH_COUNT = 403
+DEMO_COUNT = 2000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--count", type=int, default=None, help="images (default: 800 demo, 403 NIH)")
+    parser.add_argument("--count", type=int, default=None, help="images (default: 2000 demo, 403 NIH)")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--workers", type=int, default=cpu_count(), help="N for medbench and OpenCV")
     parser.add_argument("--skip-single", action="store_true", help="leave out the 1-worker contenders")
     args = parser.parse_args(argv)
     if args.count is None:
-        args.count = NIH_COUNT if args.source == "nih" and args.images is None else 800
+        args.count = NIH_COUNT if args.source == "nih" and args.images is None else DEMO_COUNT
     if args.quick:
         args.count, args.image_size, args.repeats = 40, 64, 1
     return args
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             "output": f"1-channel uint8 {args.image_size} px, area interpolation",
             "cores": cpu_count(),
             "workers": f"N = {workers}",
-            "versions": f"{python_versions()}, opencv {cv2.__version__}",
+            "versions": f"{python_versions(tensorflow=False)}, opencv {cv2.__version__}",
             "repeats": f"{args.repeats}, interleaved",
         },
     )

@@ -71,6 +71,15 @@ else
     log "base image $BASE_IMAGE exists (REBUILD_BASE=1 makes it again)"
 fi
 
+# The test image goes when the script ends, passed or failed (KEEP_IMAGE=1 keeps it); so do dangling layers.
+cleanup() {
+    if [[ ${KEEP_IMAGE:-0} != 1 ]]; then
+        "${PODMAN[@]}" rmi --force "$IMAGE" > /dev/null 2>&1 || true
+    fi
+    "${PODMAN[@]}" image prune --force > /dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
 log "building $IMAGE (TF_EXTRA=cpu)"
 start=$(date +%s)
 "${PODMAN[@]}" build "${LIMITS[@]}" --pull=never \
@@ -100,7 +109,3 @@ entries=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))
 [[ $entries -ge 1 ]] || fail "the mounted log has no entries"
 compgen -G "$run_dir/models/*/*/model.keras" > /dev/null || fail "no model.keras in the mounted models/"
 log "OK: $entries log entries in the mounted logs/ (build $build_s s, run $run_s s)"
-
-if [[ ${KEEP_IMAGE:-0} != 1 ]]; then
-    "${PODMAN[@]}" rmi "$IMAGE" > /dev/null
-fi

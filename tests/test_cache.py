@@ -283,6 +283,40 @@ def test_killed_build_resumes_from_finished_shards(tmp_path: Path) -> None:
     assert cache.paths == clean.paths
 
 
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        found.update(int(child) for child in listing.read_text().split())
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find worker processes")
+def test_worker_processes_end_with_a_killed_build(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images", 200, size=160)
+    listing = tmp_path / "paths.txt"
+    listing.write_text("\n".join(paths))
+    script = BUILD_SCRIPT.replace("workers=1", "workers=2").replace("shard_size=32", "shard_size=8")
+    process = subprocess.Popen([sys.executable, "-c", script, str(listing), str(tmp_path / "cache")], cwd=REPO)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((tmp_path / "cache").glob("*/shard-00000.npy")):
+        time.sleep(0.005)
+    workers = _children(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert len(workers) >= 2  # two spawned workers (plus multiprocessing's resource tracker)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _running(pid)], "worker processes outlived the killed build"
+
+
 def test_two_processes_building_one_cache_take_turns(tmp_path: Path) -> None:
     paths = write_images(tmp_path / "images", 64, size=96)
     listing = tmp_path / "paths.txt"

@@ -347,7 +347,7 @@ def _writing(run_dir: Path, progress: list[dict[str, Any]]) -> Iterator[None]:
         cause = _os_error(error)
         if cause is None or cause.errno not in _STORAGE_ERRNOS:
             raise
-        where = cause.filename or run_dir
+        where = cause.filename or f"in {run_dir}"
         done = f"epochs 1–{len(progress)} are saved" if progress else "no epoch was saved"
         raise StorageError(
             f"cannot write {where}: {cause.strerror or os.strerror(cause.errno)}; the run stopped and {done} "
@@ -778,6 +778,7 @@ class Experiment:
             epochs=self.benchmark.epochs,
             steps_per_epoch=math.ceil(len(data.train) / self.benchmark.batch_size),
             callbacks=self.callbacks(history, data),
+            shuffle=False,
             verbose=0,
         )
 

@@ -166,12 +166,19 @@ def evaluation_dataset(
 
 
 def predict_with_ids(model: tf.keras.Model, dataset: tf.data.Dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Run `model` over an evaluation dataset: (sample ids, predictions, targets), row-aligned by construction."""
+    """Run `model` over an evaluation dataset: (sample ids, predictions, targets), row-aligned by construction.
+
+    A model built under a multi-replica strategy is called directly: its `predict_on_batch` would
+    give every replica the whole batch and return each row once per replica.
+    """
+    forward = model.predict_on_batch
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
     ids: list[str] = []
     predictions: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     for images, batch_targets, batch_ids in dataset:
-        predictions.append(np.asarray(model.predict_on_batch(images), dtype=np.float64))
+        predictions.append(np.asarray(forward(images), dtype=np.float64))
         targets.append(batch_targets.numpy())
         ids.extend(value.decode("utf-8") for value in batch_ids.numpy())
     if not ids:

@@ -17,11 +17,14 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,6 +256,15 @@ def _init_worker(params: PreprocessParams) -> None:
     global _worker_params
     _worker_params = params
     cv2.setNumThreads(1)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    """Worker side: end this process when the building process dies (even by SIGKILL)."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _reason(path: str, error: Exception) -> str:
@@ -304,10 +316,16 @@ def _results(
         for path in paths:
             yield _preprocess_one(path, params)
         return
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("spawn")  # fork is unsafe in a process running TensorFlow threads
     chunk = max(1, min(16, len(paths) // (workers * 8)))
-    with context.Pool(workers, initializer=_init_worker, initargs=(params,)) as pool:
-        yield from pool.imap(_worker, paths, chunksize=chunk)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(params,)) as pool:
+        try:
+            yield from pool.map(_worker, paths, chunksize=chunk)
+        except BrokenProcessPool as error:
+            raise RuntimeError(
+                f"a preprocessing worker process died ({error}); a script that calls build_cache with "
+                "workers > 1 needs an `if __name__ == '__main__':` guard (worker processes are spawned)"
+            ) from error
 
 
 def _build(
@@ -411,8 +429,15 @@ def build_cache(
     Two processes building the same cache take turns on a file lock; the second reuses the first's work.
     Unreadable images are stored as zeros and listed in ``report.json`` and `ImageCache.failed`; with
     ``strict=True`` one ImageError names all of them (the cache is still completed, so a fixed dataset
-    or a non-strict run does not redo the work).
+    or a non-strict run does not redo the work). `workers` > 1 spawns processes (default: one per core),
+    so a script calling this needs the usual ``if __name__ == "__main__":`` guard. `shard_size` (images
+    per shard file) is part of the key.
     """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "build_cache was called while a worker process was starting: the script that calls it needs an "
+            "`if __name__ == '__main__':` guard (worker processes are spawned and import the main script)"
+        )
     sources = _unique(paths)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if shard_size < 1:
