@@ -244,11 +244,3 @@ def python_versions(*, tensorflow: bool = True) -> str:
 
         versions.append(f"tensorflow {tf.__version__}")
     return ", ".join(versions)
-
-
-def cached_training_dataset(cache: Any, rows: Any, targets: Any, config: Any, *, first_epoch: int, epochs: int) -> Any:
-    """medbench's cache-reading training dataset, under whichever name the pipeline module gives it."""
-    from medbench.data import pipeline
-
-    function = getattr(pipeline, "cached_training_dataset", None) or pipeline.training_dataset
-    return function(cache, rows, targets, config, first_epoch=first_epoch, epochs=epochs)

@@ -5,7 +5,7 @@ pipeline's cost shows on a CPU: the model is cheap, and tf.data shares the same 
 Two identical models (same initial weights) are fitted, each for one untimed epoch first (tracing),
 then alternately (pipeline, in-memory, pipeline, ...) for --epochs epochs of --steps steps per repeat:
 
-- pipeline: `cached_training_dataset` over the preprocessing cache (1-channel uint8 128 px, shuffled
+- pipeline: `training_dataset` over the preprocessing cache (1-channel uint8 128 px, shuffled
   per epoch, standardized to 3 channels per batch, prefetched);
 - in memory: `tf.data.Dataset.from_tensor_slices` of the same images, standardized beforehand into
   float32 (n, 128, 128, 3), batched, repeated and prefetched (not shuffled: the cheapest input there is).
@@ -29,7 +29,6 @@ from common import (
     BenchmarkError,
     Summary,
     add_common_arguments,
-    cached_training_dataset,
     cpu_count,
     interleave,
     print_header,
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from medbench.data.pipeline import PipelineConfig, standardize_images
+    from medbench.data.pipeline import PipelineConfig, standardize_images, training_dataset
     from medbench.preprocessing import PreprocessParams, build_cache
 
     paths = [str(path) for path in images]
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def pipeline_dataset(first_epoch: int) -> object:
         epochs = first_epoch + (args.epochs if first_epoch else 1)
-        return cached_training_dataset(cache, rows, targets, config, first_epoch=first_epoch, epochs=epochs)
+        return training_dataset(cache, rows, targets, config, first_epoch=first_epoch, epochs=epochs)
 
     print_header(
         "end-to-end fit: images per second",

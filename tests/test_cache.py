@@ -365,3 +365,28 @@ def test_strict_names_every_offender_in_one_error(tmp_path: Path, sources: list[
     assert "3 of 15 image(s)" in message and all(path in message for path in broken)
     again = build_cache([*sources, *broken], PreprocessParams(16), tmp_path / "cache", workers=1, progress=False)
     assert again.summary.cache_reused and len(again.failed) == 3
+
+
+@pytest.mark.slow
+def test_preprocess_command_builds_the_cache_an_experiment_then_reuses(settings, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from cli_process import run_medbench
+
+    from medbench.experiment import Experiment
+
+    settings = replace(settings, cache_dir=tmp_path / "cache")
+    benchmark = "demo_BCE_E1_B16_C1_N5_histeq_D32_DS8020_1LR3_LF5_Adam"
+    result = run_medbench(["preprocess", benchmark, "--workers", "2"], settings)
+    assert result.returncode == 0, result.stderr
+    built = [line for line in result.stdout.splitlines() if line.startswith("cache ")]
+    assert len(built) == 1 and " 0 reused" in result.stdout
+    folder = Path(built[0].removeprefix("cache "))
+    manifest_before = (folder / "manifest.json").stat().st_mtime_ns
+
+    experiment = Experiment(benchmark, settings=settings)
+    experiment.run()
+    assert experiment.cache.directory == folder
+    assert experiment.cache.summary.cache_reused
+    assert (folder / "manifest.json").stat().st_mtime_ns == manifest_before
+    assert sorted(path.name for path in settings.cache_root.iterdir() if path.is_dir()) == [folder.name]

@@ -16,10 +16,10 @@ from medbench.data.pipeline import (
     affine_matrix,
     augment_affine_batch,
     augment_color_batch,
-    cached_evaluation_dataset,
-    cached_training_dataset,
+    evaluation_dataset,
     standardize_images,
     steps_per_epoch,
+    training_dataset,
 )
 from medbench.errors import ConfigError
 from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
@@ -81,7 +81,7 @@ def test_evaluation_keeps_order_and_ids(flat: ImageCache, flat_paths: list[str])
     targets = np.arange(len(order) * 2, dtype=np.float32).reshape(-1, 2)
     ids = [f"id-{i}-{k}" for k, i in enumerate(order)]
     config = PipelineConfig(image_size=16, batch_size=4, standardize="none")
-    got = batches(cached_evaluation_dataset(flat, rows, targets, ids, config))
+    got = batches(evaluation_dataset(flat, rows, targets, ids, config))
     assert [batch[0].shape for batch in got] == [(4, 16, 16, 3), (4, 16, 16, 3), (3, 16, 16, 3)]
     assert [value.decode() for batch in got for value in batch[2]] == ids
     np.testing.assert_array_equal(np.concatenate([batch[1] for batch in got]), targets)
@@ -90,10 +90,10 @@ def test_evaluation_keeps_order_and_ids(flat: ImageCache, flat_paths: list[str])
 
 def test_one_channel_cache_expands_to_three_or_stays_one(flat: ImageCache) -> None:
     rows = np.arange(N)
-    three = batches(cached_evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16)))
+    three = batches(evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16)))
     assert three[0][0].shape == (N, 16, 16, 3)
     np.testing.assert_array_equal(three[0][0][..., 0], three[0][0][..., 2])
-    one = batches(cached_evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16, out=1)))
+    one = batches(evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16, out=1)))
     assert one[0][0].shape == (N, 16, 16, 1)
     np.testing.assert_array_equal(one[0][0][..., 0], three[0][0][..., 0])
 
@@ -104,17 +104,17 @@ def _config(size: int, batch: int = N, out: int = 3, **kwargs: object) -> Pipeli
 
 def test_the_cache_must_fit_the_config(flat: ImageCache) -> None:
     with pytest.raises(ConfigError, match="16 px"):
-        cached_evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), _config(32))
+        evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), _config(32))
     with pytest.raises(ConfigError, match="channels_out"):
-        cached_training_dataset(flat, np.arange(N), np.zeros((N, 1)), _config(16, out=2))
+        training_dataset(flat, np.arange(N), np.zeros((N, 1)), _config(16, out=2))
     with pytest.raises(ConfigError, match="target rows"):
-        cached_training_dataset(flat, np.arange(N), np.zeros((N - 1, 1)), _config(16))
+        training_dataset(flat, np.arange(N), np.zeros((N - 1, 1)), _config(16))
 
 
 def test_training_order_is_a_function_of_seed_and_epoch(flat: ImageCache) -> None:
     targets = np.arange(N, dtype=np.float32)[:, None]
     config = _config(16, batch=4, seed=1)
-    data = batches(cached_training_dataset(flat, np.arange(N), targets, config, epochs=3))
+    data = batches(training_dataset(flat, np.arange(N), targets, config, epochs=3))
     assert [batch[0].shape[0] for batch in data] == [4, 4, 2] * 3
     epochs = [np.concatenate([batch[1] for batch in data[3 * e : 3 * e + 3]]).ravel().astype(int) for e in range(3)]
     for order in epochs:
@@ -123,9 +123,9 @@ def test_training_order_is_a_function_of_seed_and_epoch(flat: ImageCache) -> Non
     for e, order in enumerate(epochs):  # images travel with their targets
         epoch_images = np.concatenate([batch[0] for batch in data[3 * e : 3 * e + 3]])
         assert flat_levels(epoch_images) == [levels()[i] for i in order]
-    again = batches(cached_training_dataset(flat, np.arange(N), targets, config, epochs=3))
+    again = batches(training_dataset(flat, np.arange(N), targets, config, epochs=3))
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(data, again))
-    other_seed = batches(cached_training_dataset(flat, np.arange(N), targets, _config(16, batch=4, seed=2)))
+    other_seed = batches(training_dataset(flat, np.arange(N), targets, _config(16, batch=4, seed=2)))
     assert not np.array_equal(np.concatenate([batch[1] for batch in other_seed]).ravel(), epochs[0])
 
 
@@ -135,22 +135,22 @@ def test_resumed_run_gets_the_same_batches(textured: ImageCache) -> None:
         image_size=32, batch_size=4, standardize="tf", augmentations=("affine", "color"), seed=7, channels_out=3
     )
     rows = np.arange(N)
-    whole = batches(cached_training_dataset(textured, rows, targets, config, first_epoch=0, epochs=3))
-    resumed = batches(cached_training_dataset(textured, rows, targets, config, first_epoch=1, epochs=3))
+    whole = batches(training_dataset(textured, rows, targets, config, first_epoch=0, epochs=3))
+    resumed = batches(training_dataset(textured, rows, targets, config, first_epoch=1, epochs=3))
     assert len(whole) == 9 and len(resumed) == 6
     for expected, got in zip(whole[3:], resumed):
         np.testing.assert_array_equal(expected[0], got[0])
         np.testing.assert_array_equal(expected[1], got[1])
-    single = batches(cached_training_dataset(textured, rows, targets, config, first_epoch=2, epochs=3))
+    single = batches(training_dataset(textured, rows, targets, config, first_epoch=2, epochs=3))
     np.testing.assert_array_equal(single[0][0], whole[6][0])
 
 
 def test_augmentation_changes_pixels_but_not_shapes(textured: ImageCache) -> None:
     rows, targets = np.arange(N), np.zeros((N, 1), np.float32)
-    plain = batches(cached_training_dataset(textured, rows, targets, _config(32, seed=3)))
+    plain = batches(training_dataset(textured, rows, targets, _config(32, seed=3)))
     for augmentations in (("affine",), ("color",), ("affine", "color")):
         config = _config(32, seed=3, augmentations=augmentations)
-        augmented = batches(cached_training_dataset(textured, rows, targets, config))
+        augmented = batches(training_dataset(textured, rows, targets, config))
         assert augmented[0][0].shape == plain[0][0].shape == (N, 32, 32, 3)
         assert not np.allclose(augmented[0][0], plain[0][0])  # same seed, so the same order
         assert 0.0 <= augmented[0][0].min() and augmented[0][0].max() <= 255.0
@@ -186,12 +186,7 @@ def test_affine_matrices_stay_within_the_declared_ranges() -> None:
 def test_standardize_modes_match_standardize(flat: ImageCache, flat_paths: list[str], mode: str) -> None:
     config = PipelineConfig(image_size=16, batch_size=4, standardize=mode)
     got = np.concatenate(
-        [
-            b[0]
-            for b in batches(
-                cached_evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), config)
-            )
-        ]
+        [b[0] for b in batches(evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), config))]
     )
     raw = np.repeat(flat.images(np.arange(N)).astype(np.float32), 3, axis=-1)
     np.testing.assert_allclose(got, standardize(raw, mode).numpy(), rtol=1e-6, atol=1e-5)

@@ -160,3 +160,11 @@ def test_split_invariants(case: tuple[pd.DataFrame, tuple[float, ...], int]) -> 
         pd.testing.assert_frame_equal(part, again)
     for count, fraction in zip(expected, fractions, strict=True):
         assert abs(count - fraction * n_patients) < 1
+
+
+def test_counts_ignore_float_rounding_of_the_fractions() -> None:
+    # 0.3 + 0.6 + 0.1 != 1.0 in floating point; normalising once or twice must not move a patient.
+    once = tuple(value / sum((0.3, 0.6, 0.1)) for value in (0.3, 0.6, 0.1))
+    assert patient_counts(4, (0.3, 0.6, 0.1)) == patient_counts(4, once) == [1, 3, 0]
+    with pytest.raises(DatasetError, match="non-empty parts"):
+        split_by_patient(table_of(["a", "b", "c", "d"]), (0.3, 0.6, 0.1), seed=0)

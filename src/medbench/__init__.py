@@ -17,6 +17,7 @@ from medbench.errors import (
     ImageError,
     LabelPolicyError,
     MedbenchError,
+    StorageError,
     WeightsNotFoundError,
 )
 from medbench.settings import Settings
@@ -37,6 +38,11 @@ _LAZY = {
     "PipelineConfig": "medbench.data.pipeline",
     "training_dataset": "medbench.data.pipeline",
     "evaluation_dataset": "medbench.data.pipeline",
+    "PreprocessParams": "medbench.preprocessing.params",
+    "preprocess_image": "medbench.preprocessing.params",
+    "ImageCache": "medbench.preprocessing.cache",
+    "build_cache": "medbench.preprocessing.cache",
+    "crop_lung_field": "medbench.preprocessing.crop",
     "SimpleBaseArchitecture": "medbench.architectures.base",
     "get_architecture": "medbench.architectures.registry",
     "architecture_names": "medbench.architectures.registry",
@@ -52,6 +58,11 @@ _LAZY = {
     "predict_images": "medbench.prediction",
     "ExperimentLog": "medbench.tracking.logs",
     "validate_entries": "medbench.tracking.logs",
+    "merge_logs": "medbench.tracking.merge",
+    "enqueue_run": "medbench.tracking.storage",
+    "sync": "medbench.tracking.storage",
+    "pull": "medbench.tracking.storage",
+    "choose_thresholds": "medbench.metrics.thresholds",
     "leaderboard": "medbench.leaderboard",
 }
 
@@ -67,6 +78,7 @@ __all__ = [
     "UNCERTAINTY_PRESETS",
     "UncertaintyPreset",
     "WeightsNotFoundError",
+    "StorageError",
     "__version__",
     *_LAZY,
 ]

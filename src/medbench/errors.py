@@ -48,4 +48,4 @@ class ConfigError(MedbenchError, ValueError):
 
 
 class StorageError(MedbenchError, OSError):
-    """A file medbench must write could not be written (full disk, read-only or missing folder)."""
+    """Files could not be written or fetched: a full disk, a read-only folder, an unreachable bucket."""

@@ -42,12 +42,16 @@ from tqdm.auto import tqdm
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark import Benchmark
-from medbench.data.datasets import DatasetSpec, get_dataset, load_dataset
+from medbench.data.datasets import DatasetSpec, all_image_paths, get_dataset, load_dataset
 from medbench.data.images import unreadable_images_error
 from medbench.data.labels import default_upsample_factors, encode_labels, label_counts, upsample_indices
-from medbench.data.pipeline import PipelineConfig, predict_with_ids
-from medbench.data.pipeline import cached_evaluation_dataset as evaluation_dataset
-from medbench.data.pipeline import cached_training_dataset as training_dataset
+from medbench.data.pipeline import (
+    PipelineConfig,
+    evaluation_dataset,
+    predict_with_ids,
+    steps_per_epoch,
+    training_dataset,
+)
 from medbench.data.splits import split_by_patient
 from medbench.errors import ConfigError, StorageError
 from medbench.metrics.class_weights import ClassWeights, compute_class_weights
@@ -176,9 +180,7 @@ def prepare_data(benchmark: Benchmark, options: ExperimentOptions, settings: Set
     spec: DatasetSpec = get_dataset(benchmark.dataset)
     classes = tuple(spec.classes_for(benchmark.n_classes))
     train_table, test_table = load_dataset(spec, settings.data_dir)
-    sources = tuple(
-        sorted(set(train_table["path"].astype(str)) | set(() if test_table is None else test_table["path"].astype(str)))
-    )
+    sources = tuple(all_image_paths(train_table, test_table))
     if options.frontal_only:
         train_table = train_table[train_table["frontal"]]
         test_table = test_table[test_table["frontal"]] if test_table is not None else None
@@ -642,7 +644,7 @@ class Experiment:
         }
 
     def callbacks(self, history: list[dict[str, Any]], data: ExperimentData) -> list[keras.callbacks.Callback]:
-        steps = math.ceil(len(data.train) / self.benchmark.batch_size)
+        steps = steps_per_epoch(len(data.train), self.benchmark.batch_size)
         callbacks: list[keras.callbacks.Callback] = [
             _EpochEnd(self, data, history),
             _Progress(self.name, self.benchmark.epochs * steps, len(history) * steps),
@@ -776,7 +778,7 @@ class Experiment:
             train_data,
             initial_epoch=first_epoch,
             epochs=self.benchmark.epochs,
-            steps_per_epoch=math.ceil(len(data.train) / self.benchmark.batch_size),
+            steps_per_epoch=steps_per_epoch(len(data.train), self.benchmark.batch_size),
             callbacks=self.callbacks(history, data),
             shuffle=False,
             verbose=0,

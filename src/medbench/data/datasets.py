@@ -262,6 +262,14 @@ for _spec in (
 # --------------------------------------------------------------------------------------------------
 
 
+def all_image_paths(train: pd.DataFrame, test: pd.DataFrame | None) -> list[str]:
+    """Every image of a dataset's training and test tables, unique and sorted: what its preprocessing cache covers."""
+    paths = set(train["path"].astype(str))
+    if test is not None:
+        paths.update(test["path"].astype(str))
+    return sorted(paths)
+
+
 def load_dataset(
     spec: DatasetSpec,
     data_dir: str | os.PathLike[str],

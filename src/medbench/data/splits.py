@@ -21,12 +21,14 @@ _TOLERANCE = 1e-6
 def patient_counts(n_patients: int, fractions: Sequence[float]) -> list[int]:
     """How many of `n_patients` each part gets: ``floor(f * n)``, the remainder by largest fraction.
 
-    Ties go to the earlier part, so the result depends only on the arguments.
+    Ties go to the earlier part, so the result depends only on the arguments. Shares are rounded to
+    1e-9 first, so fractions that differ only by float rounding (0.1 written as 1/10 or normalised
+    twice) give the same counts.
     """
     fractions = _checked_fractions(fractions)
-    exact = [fraction * n_patients for fraction in fractions]
+    exact = [round(fraction * n_patients, 9) for fraction in fractions]
     counts = [math.floor(value) for value in exact]
-    order = sorted(range(len(fractions)), key=lambda i: (-(exact[i] - counts[i]), i))
+    order = sorted(range(len(fractions)), key=lambda i: (-round(exact[i] - counts[i], 9), i))
     for i in order[: n_patients - sum(counts)]:
         counts[i] += 1
     return counts

@@ -488,20 +488,15 @@ def build_cache(
 
 def dataset_image_paths(dataset: str, data_dir: str | os.PathLike[str]) -> list[str]:
     """Every image path of a registered dataset (training and official test tables), unique and sorted."""
-    from medbench.data.datasets import get_dataset, load_dataset
+    from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
 
-    train, test = load_dataset(get_dataset(dataset), data_dir)
-    paths = set(train["path"].astype(str))
-    if test is not None:
-        paths.update(test["path"].astype(str))
-    return sorted(paths)
+    return all_image_paths(*load_dataset(get_dataset(dataset), data_dir))
 
 
 def build_benchmark_cache(
     benchmark: Any,
     settings: Any,
     *,
-    channels: int = 1,
     workers: int | None = None,
     strict: bool = False,
     progress: bool = True,
@@ -511,6 +506,8 @@ def build_benchmark_cache(
     Covers the whole dataset (not one split or option's subset), so every run of a benchmark with the
     same preprocessing shares one cache, whatever its split, frontal-only or sample-cap options.
     """
+    from medbench.data.datasets import get_dataset
+
     paths = dataset_image_paths(benchmark.dataset, settings.data_dir)
-    params = PreprocessParams.for_benchmark(benchmark, channels=channels)
+    params = PreprocessParams.for_benchmark(benchmark, channels=get_dataset(benchmark.dataset).channels)
     return build_cache(paths, params, settings.cache_root, workers=workers, strict=strict, progress=progress)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from medbench.errors import ConfigError, MedbenchError
+from medbench.errors import ConfigError, MedbenchError, StorageError
 from medbench.settings import ENV_FILE, Settings, _read_env_file
 from medbench.tracking.logs import update_entry, write_json_atomic
 
@@ -51,10 +51,6 @@ CREDENTIALS_HELP = (
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 T = TypeVar("T")
-
-
-class StorageError(MedbenchError):
-    """The bucket could not be reached or does not hold what was asked for."""
 
 
 class _Unreachable(Exception):
