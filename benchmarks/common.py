@@ -127,7 +127,7 @@ def ratio_line(name: str, numerator: Summary, denominator: Summary, goal: float 
     text = f"{name:<52} {value:>10.2f}x"
     if per_repeat:
         ratios = [a / b for a, b in zip(numerator.values, denominator.values)]
-        text += f"     (per repeat {min(ratios):.2f}-{max(ratios):.2f})"
+        text += f"  (per repeat: median {statistics.median(ratios):.2f}, min-max {min(ratios):.2f}-{max(ratios):.2f})"
     if goal is not None:
         text += f"  goal >= {goal:g}: {'MET' if value >= goal else 'NOT MET'}"
     return text

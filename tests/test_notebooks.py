@@ -9,7 +9,6 @@ the notebook's own results as JSON and checks them against the files and logs on
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import nbformat
 import numpy as np
 import pytest
+from cli_process import medbench_env
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -79,15 +79,7 @@ def execute(name: str, settings: Settings, kernel_dir: Path, report: str) -> nbf
     """Run a notebook plus one cell printing `report` (a JSON-able expression) in the given project."""
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(f"import json\nprint({RESULT!r} + json.dumps({report}))"))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MEDBENCH_")}
-    env.update(
-        MEDBENCH_ROOT=str(settings.root),
-        MEDBENCH_DATA_DIR=str(settings.data_dir),
-        MEDBENCH_MODELS_DIR=str(settings.models_dir),
-        MEDBENCH_LOGS_DIR=str(settings.logs_dir),
-        MEDBENCH_WEIGHTS_DIR=str(settings.weights_dir),
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
+    env = medbench_env(settings)
     manager = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
     client = NotebookClient(
         nb, km=manager, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(settings.root)}}

@@ -42,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     import keras
     import numpy as np
 
-    from medbench.tracking.logs import write_json_atomic
+    from medbench.atomic import write_json_atomic
 
     run_id, name = "20260101T000000Z-abc123", f"SmallCNN_{BENCHMARK}"
     run_dir = tmp_path_factory.mktemp("trained") / "models" / name / run_id
@@ -355,3 +355,47 @@ def test_the_emulator_and_credentials_can_come_from_the_env_file(
     (gcs_settings.root / ".env").write_text(f"GOOGLE_APPLICATION_CREDENTIALS={gcs_settings.root / 'missing.json'}\n")
     with pytest.raises(ConfigError, match="missing.json"):
         pull(entry["id"], gcs_settings)
+
+
+@pytest.mark.slow
+def test_an_experiment_uploads_itself_and_a_pulled_copy_predicts_the_same(
+    settings: Settings, gcs: StorageEmulator, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from medbench.experiment import Experiment, prepare_data, read_predictions
+    from medbench.prediction import predict_images, resolve_run
+
+    settings = replace(settings, gcs_bucket=BUCKET, gcs_prefix=PREFIX)
+    experiment = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", settings=settings)
+    entry = experiment.run()
+    remote = entry["storage"]["remote"]
+    assert remote and remote.startswith(f"gs://{BUCKET}/{PREFIX}/runs/{experiment.name}/{experiment.run_id}")
+    assert not list(settings.outbox_dir.glob("*.json")), "the outbox must be empty after a reachable upload"
+    assert json.loads((experiment.run_dir / "result.json").read_text())["storage"]["remote"] == remote
+    logged = ExperimentLog(settings.logs_dir / UNVALIDATED_LOG).read()
+    assert [item["storage"]["remote"] for item in logged] == [remote]
+
+    elsewhere = replace(settings, models_dir=tmp_path / "other-models")
+    pulled = resolve_run(entry["id"], elsewhere)
+    assert pulled.run_dir == elsewhere.models_dir / experiment.name / experiment.run_id
+    data = prepare_data(experiment.benchmark, experiment.options, settings)
+    ids, _, stored, classes = read_predictions(experiment.run_dir / "predictions" / "test.csv")
+    frame = predict_images(pulled, data.test.paths[:4], elsewhere)
+    np.testing.assert_allclose(frame[list(classes)].to_numpy(), stored[:4], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_an_experiment_with_the_bucket_down_completes_and_sync_sends_it_later(
+    settings: Settings, emulator: StorageEmulator
+) -> None:
+    from medbench.experiment import Experiment
+
+    settings = replace(settings, gcs_bucket=BUCKET, gcs_prefix=PREFIX)
+    entry = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", settings=settings).run()
+    assert entry["status"] == "completed" and entry["storage"]["remote"] is None
+    assert [path.stem for path in settings.outbox_dir.glob("*.json")] == [entry["id"]]
+    emulator.start()
+    report = sync(settings)
+    assert report.complete and report.uploaded == [entry["id"]]
+    assert not list(settings.outbox_dir.glob("*.json"))

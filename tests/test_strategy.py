@@ -96,3 +96,21 @@ def test_only_the_chief_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": with_chief, "task": {"type": "worker", "index": 0}}))
     assert not is_chief()
+
+
+def test_mixed_precision_and_xla_train_and_leave_the_global_policy_alone(settings: Settings) -> None:
+    import keras
+
+    from medbench.experiment import Experiment
+
+    options = ExperimentOptions(mixed_precision="mixed_bfloat16", jit_compile=True, tensorboard=False)
+    experiment = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", options=options, settings=settings)
+    entry = experiment.run()
+    assert entry["status"] == "completed" and entry["val"]["macro"]["auroc"] is not None
+    assert keras.config.dtype_policy().name == "float32"
+    model = keras.models.load_model(experiment.run_dir / "model.keras", compile=False)
+    policies = {layer.dtype_policy.name for layer in model.layers if layer.weights}
+    assert "mixed_bfloat16" in policies
+    assert model.output.dtype == "float32"
+    with pytest.raises(ConfigError, match="mixed_precision 'fp8'"):
+        ExperimentOptions(mixed_precision="fp8")

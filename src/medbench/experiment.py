@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
@@ -41,6 +40,7 @@ from tqdm.auto import tqdm
 
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.registry import get_architecture
+from medbench.atomic import copy_atomic, fsync_file, write_atomic, write_json_atomic
 from medbench.benchmark import Benchmark
 from medbench.data.datasets import DatasetSpec, all_image_paths, get_dataset, load_dataset
 from medbench.data.images import unreadable_images_error
@@ -61,7 +61,7 @@ from medbench.metrics.losses import make_loss
 from medbench.preprocessing.cache import ImageCache, build_cache
 from medbench.preprocessing.params import PreprocessParams
 from medbench.settings import Settings
-from medbench.tracking.logs import UNVALIDATED_LOG, ExperimentLog, write_json_atomic
+from medbench.tracking.logs import UNVALIDATED_LOG, ExperimentLog
 
 logger = logging.getLogger(__name__)
 
@@ -263,28 +263,10 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     temp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.keras")
     try:
         model.save(temp)
-        _fsync(temp)
+        fsync_file(temp)
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        shutil.copyfile(source, temp)
-        _fsync(temp)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def write_predictions(
@@ -296,14 +278,8 @@ def write_predictions(
         frame[f"true:{name}"] = targets[:, index]
     for index, name in enumerate(classes):
         frame[f"pred:{name}"] = predictions[:, index]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        frame.to_csv(temp, index=False, float_format="%.9g")
-        _fsync(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    text = frame.to_csv(index=False, float_format="%.9g")
+    write_atomic(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, tuple[str, ...]]:

@@ -216,12 +216,11 @@ class MetricsReport:
 # --------------------------------------------------------------------------------------------
 
 
-def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
-    """Exact area under the ROC curve of one class (Mann-Whitney U with average ranks for ties).
+def unmasked(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The checked, unmasked entries of one class: (positive as booleans, scores).
 
-    ``y_true`` holds 1.0/0.0 with NaN for masked entries (dropped); ``y_score`` any finite
-    scores of the same length. Equals :func:`sklearn.metrics.roc_auc_score` on the unmasked
-    entries. Raises :class:`UndefinedMetricError` unless both labels occur.
+    ``y_true`` holds 1.0/0.0 with NaN for masked entries (dropped); ``y_score`` finite scores of
+    the same length. Anything else is a :class:`MetricInputError` naming the first bad index.
     """
     labels = _as_1d(y_true, "y_true")
     scores = _as_1d(y_score, "y_score")
@@ -237,12 +236,22 @@ def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     if not np.all(np.isfinite(scores[keep])):
         index = int(np.flatnonzero(keep & ~np.isfinite(scores))[0])
         raise MetricInputError(f"y_score[{index}] is {float(scores[index])}; expected a finite score")
-    positive = labels[keep] == 1.0
+    return labels[keep] == 1.0, scores[keep]
+
+
+def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Exact area under the ROC curve of one class (Mann-Whitney U with average ranks for ties).
+
+    Masked (NaN) labels are dropped (see :func:`unmasked`). Equals
+    :func:`sklearn.metrics.roc_auc_score` on the unmasked entries. Raises
+    :class:`UndefinedMetricError` unless both labels occur.
+    """
+    positive, scores = unmasked(y_true, y_score)
     n_pos = int(positive.sum())
     n_neg = positive.size - n_pos
     if n_pos == 0 or n_neg == 0:
         raise UndefinedMetricError(f"AUROC is undefined: {_missing_label_reason(n_pos, n_neg)}")
-    return _auroc(positive, scores[keep])
+    return _auroc(positive, scores)
 
 
 def evaluate_predictions(

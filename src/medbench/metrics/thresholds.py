@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from medbench.metrics.classification import MetricInputError, UndefinedMetricError
+from medbench.metrics.classification import MetricInputError, UndefinedMetricError, unmasked
 
 __all__ = [
     "METHODS",
@@ -79,25 +79,6 @@ class OperatingPoint:
         return {**asdict(self), "sensitivity": self.sensitivity, "specificity": self.specificity}
 
 
-def _labelled(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean positives and scores of the unmasked entries, after checking both arrays."""
-    labels = np.asarray(y_true, dtype=np.float64)
-    scores = np.asarray(y_score, dtype=np.float64)
-    if labels.ndim != 1 or labels.shape != scores.shape:
-        raise MetricInputError(
-            f"y_true has shape {labels.shape} and y_score {scores.shape}; expected two 1-D arrays of equal length"
-        )
-    bad = ~(np.isnan(labels) | (labels == 0.0) | (labels == 1.0))
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise MetricInputError(f"y_true[{index}] is {float(labels[index])}; expected 1.0, 0.0 or NaN (masked)")
-    keep = ~np.isnan(labels)
-    if not np.all(np.isfinite(scores[keep])):
-        index = int(np.flatnonzero(keep & ~np.isfinite(scores))[0])
-        raise MetricInputError(f"y_score[{index}] is {float(scores[index])}; expected a finite score")
-    return labels[keep] == 1.0, scores[keep]
-
-
 def roc_points(y_true: ArrayLike, y_score: ArrayLike) -> RocPoints:
     """Every ROC point of one class over its unmasked entries.
 
@@ -105,7 +86,7 @@ def roc_points(y_true: ArrayLike, y_score: ArrayLike) -> RocPoints:
     leading ``(0, 0)`` point at an infinite threshold. Raises :class:`UndefinedMetricError`
     unless both labels occur.
     """
-    positive, scores = _labelled(y_true, y_score)
+    positive, scores = unmasked(y_true, y_score)
     n_pos = int(positive.sum())
     n_neg = int(positive.size - n_pos)
     if n_pos == 0 or n_neg == 0:
@@ -121,7 +102,7 @@ def roc_points(y_true: ArrayLike, y_score: ArrayLike) -> RocPoints:
 
 def operating_point(y_true: ArrayLike, y_score: ArrayLike, threshold: float) -> OperatingPoint:
     """Counts of one class when every unmasked score ``>= threshold`` is called positive."""
-    positive, scores = _labelled(y_true, y_score)
+    positive, scores = unmasked(y_true, y_score)
     predicted = scores >= threshold
     tp = int(np.count_nonzero(predicted & positive))
     fp = int(np.count_nonzero(predicted & ~positive))

@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from medbench.atomic import TEMP_SUFFIX, write_atomic
 from medbench.errors import ConfigError, DatasetError, ImageError
 from medbench.preprocessing.params import PreprocessParams, preprocess_image
 
@@ -56,7 +56,6 @@ KEY_LENGTH = 16
 MANIFEST = "manifest.json"
 REPORT = "report.json"
 LOCK = ".lock"
-TEMP_SUFFIX = ".tmp"
 _IN_PROCESS_LIMIT = 32  # fewer images than this are not worth starting worker processes for
 
 
@@ -108,30 +107,8 @@ def _failures_name(index: int) -> str:
     return f"shard-{index:05d}.json"
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(target: Path, write: Any) -> None:
-    """Write via `write(file)` to a temporary sibling, fsync it, rename it over `target`, fsync the folder."""
-    temp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(3)}{TEMP_SUFFIX}")
-    try:
-        with open(temp, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-    _fsync_directory(target.parent)
-
-
 def _write_json(target: Path, data: Any) -> None:
-    _write_atomic(target, lambda file: file.write(json.dumps(data, indent=1).encode("utf-8")))
+    write_atomic(target, lambda file: file.write(json.dumps(data, indent=1).encode("utf-8")))
 
 
 def _shard_ranges(count: int, shard_size: int) -> list[tuple[int, int]]:
@@ -369,7 +346,7 @@ def _build(
                     computed += 1
                 bar.update(1)
             _write_json(directory / _failures_name(index), {"rows": [start, stop], "failed": shard_failed})
-            _write_atomic(directory / _shard_name(index), lambda file, data=shard: np.save(file, data))
+            write_atomic(directory / _shard_name(index), lambda file, data=shard: np.save(file, data))
             failed.update(shard_failed)
     finally:
         results.close()

@@ -1,5 +1,5 @@
-"""Experiment tracking: the JSON logs in logs/ (atomic, locked, safe with many writers)."""
+"""Experiment tracking: the JSON logs in logs/ (atomic, locked, safe with many writers), merging, uploads."""
 
-from medbench.tracking.logs import ExperimentLog, all_entries, validate_entries, write_json_atomic
+from medbench.tracking.logs import ExperimentLog, all_entries, validate_entries
 
-__all__ = ["ExperimentLog", "all_entries", "validate_entries", "write_json_atomic"]
+__all__ = ["ExperimentLog", "all_entries", "validate_entries"]

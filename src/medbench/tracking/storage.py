@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from medbench.atomic import write_json_atomic
 from medbench.errors import ConfigError, MedbenchError, StorageError
 from medbench.settings import ENV_FILE, Settings, _read_env_file
-from medbench.tracking.logs import update_entry, write_json_atomic
+from medbench.tracking.logs import update_entry
 
 logger = logging.getLogger(__name__)
 
