@@ -201,3 +201,18 @@ def test_standardize_modes_match_standardize(flat: ImageCache, flat_paths: list[
 def test_standardize_images_checks_its_input() -> None:
     with pytest.raises(ConfigError, match="shape"):
         standardize_images(np.zeros((16, 16, 1), np.uint8), PipelineConfig(image_size=16, batch_size=1))
+
+
+@pytest.mark.parametrize("mode", ["torch", "tf", "caffe", "unit", "none", "zscore"])
+def test_lookup_table_standardization_equals_the_plain_one(mode: str) -> None:
+    gray = np.random.default_rng(5).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
+    config = PipelineConfig(image_size=16, batch_size=3, standardize=mode)
+    expected = standardize(np.repeat(gray, 3, axis=-1).astype(np.float32), mode).numpy()
+    np.testing.assert_allclose(standardize_images(gray, config), expected, rtol=1e-6, atol=1e-5)
+
+
+def test_affine_keeps_a_uint8_batch_uint8() -> None:
+    gray = tf.constant(np.random.default_rng(6).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8))
+    warped = augment_affine_batch(gray, tf.constant([1, 2], dtype=tf.int64))
+    assert warped.dtype == tf.uint8 and warped.shape == gray.shape
+    assert not np.array_equal(warped.numpy(), gray.numpy())

@@ -7,6 +7,7 @@ preprocessing layer. The modes follow `keras.applications.imagenet_utils.preproc
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from medbench.errors import ConfigError
@@ -65,3 +66,16 @@ def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
         mean, variance = tf.nn.moments(x, axes=[-3, -2, -1], keepdims=True)
         return (x - mean) / tf.maximum(tf.sqrt(variance), ZSCORE_EPSILON)
     return x
+
+
+def standardize_lookup(mode: str) -> np.ndarray | None:
+    """A (256, 3) float32 table with `standardize` of every 8-bit gray level as RGB, or None for "zscore".
+
+    Gathering a uint8 grayscale batch through it replaces the cast, the replication to three
+    channels and the standardization with one memory pass (identical values to float rounding).
+    """
+    if check_mode(mode) == "zscore":
+        return None
+    levels = np.repeat(np.arange(256, dtype=np.float32)[:, np.newaxis], 3, axis=1)
+    with tf.init_scope():  # eager even when called while a tf.data map function is traced
+        return np.asarray(standardize(tf.constant(levels[np.newaxis]), mode)[0], dtype=np.float32)

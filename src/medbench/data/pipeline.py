@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from medbench.architectures.standardize import standardize
+from medbench.architectures.standardize import standardize, standardize_lookup
 from medbench.errors import ConfigError
 from medbench.preprocessing.cache import ImageCache
 
@@ -118,7 +118,7 @@ def _gather(cache: ImageCache, rows: tf.Tensor) -> tf.Tensor:
 
 
 def augment_affine_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """An independent random affine warp of each image of a float batch (n, h, w, c); corners fill with 0."""
+    """An independent random affine warp of each image of a batch (n, h, w, c), uint8 or float; corners fill with 0."""
     size = images.shape[1]
     draws = tf.random.stateless_uniform((tf.shape(images)[0], 4), seed=seed, minval=-1.0, maxval=1.0)
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -143,17 +143,29 @@ def augment_color_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, augmentations: Sequence[str]) -> tf.Tensor:
-    """The benchmark's augmentations ("affine", "color") on a float batch in [0, 255], drawn from `seed`."""
+    """The benchmark's augmentations ("affine", "color") on a batch in [0, 255], drawn from `seed`.
+
+    A uint8 batch stays uint8 under `affine` alone (warped and rounded, so the lookup-table
+    standardization still applies); `color` works on floats.
+    """
     seeds = tf.random.experimental.stateless_split(seed, 2)
     if "affine" in augmentations:
         images = augment_affine_batch(images, seeds[0])
     if "color" in augmentations:
-        images = augment_color_batch(images, seeds[1])
+        images = augment_color_batch(tf.cast(images, tf.float32), seeds[1])
     return images
 
 
 def _finish(images: tf.Tensor, config: PipelineConfig) -> tf.Tensor:
-    """float [0, 255] → `channels_out` channels → standardized float32."""
+    """A batch in [0, 255] → `channels_out` channels → standardized float32.
+
+    A uint8 grayscale batch bound for three channels goes through one lookup table (see
+    `standardize_lookup`); anything else is cast, replicated and standardized.
+    """
+    table = standardize_lookup(config.standardize)
+    if images.dtype == tf.uint8 and images.shape[-1] == 1 and config.channels_out == 3 and table is not None:
+        return tf.gather(tf.constant(table), tf.cast(images[..., 0], tf.int32))
+    images = tf.cast(images, tf.float32)
     if images.shape[-1] == 1 and config.channels_out == 3:
         images = tf.repeat(images, 3, axis=-1)
     return standardize(images, config.standardize)
@@ -164,7 +176,7 @@ def standardize_images(images: np.ndarray, config: PipelineConfig) -> np.ndarray
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ConfigError(f"expected uint8 images of shape (n, height, width, 1 or 3), got {images.shape}")
-    return _finish(tf.cast(tf.convert_to_tensor(images), tf.float32), config).numpy()
+    return _finish(tf.convert_to_tensor(images), config).numpy()
 
 
 def epoch_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, stream: int) -> tf.Tensor:
@@ -213,7 +225,7 @@ def training_dataset(
         )
 
     def load(index: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        images = tf.cast(_gather(cache, tf.gather(rows_t, index)), tf.float32)
+        images = _gather(cache, tf.gather(rows_t, index))
         if augmentations:
             images = augment_batch(images, batch_seed, augmentations)
         return _finish(images, config), tf.gather(targets_t, index)
@@ -237,7 +249,7 @@ def evaluation_dataset(
     ).batch(config.batch_size)
 
     def load(batch_rows: tf.Tensor, batch_targets: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        images = tf.cast(_gather(cache, batch_rows), tf.float32)
+        images = _gather(cache, batch_rows)
         return _finish(images, config), batch_targets, ids
 
     return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)

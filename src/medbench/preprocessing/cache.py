@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +54,7 @@ KEY_LENGTH = 16
 MANIFEST = "manifest.json"
 REPORT = "report.json"
 LOCK = ".lock"
-_IN_PROCESS_LIMIT = 32  # fewer images than this are not worth starting worker processes for
+_AHEAD_BYTES = 256 * 2**20  # preprocessed images held ahead of the shard being filled
 
 
 @dataclass(frozen=True)
@@ -226,23 +224,6 @@ class ImageCache:
 # Building
 # --------------------------------------------------------------------------------------------------
 
-_worker_params: PreprocessParams | None = None
-
-
-def _init_worker(params: PreprocessParams) -> None:
-    global _worker_params
-    _worker_params = params
-    cv2.setNumThreads(1)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_with_parent(sentinel: int) -> None:
-    """Worker side: end this process when the building process dies (even by SIGKILL)."""
-    multiprocessing.connection.wait([sentinel])
-    os._exit(1)
-
 
 def _reason(path: str, error: Exception) -> str:
     message = str(error)
@@ -257,11 +238,6 @@ def _preprocess_one(path: str, params: PreprocessParams) -> tuple[np.ndarray | N
     except (ImageError, cv2.error, ValueError) as error:
         return None, _reason(path, error)
     return image, None
-
-
-def _worker(path: str) -> tuple[np.ndarray | None, str | None]:
-    assert _worker_params is not None
-    return _preprocess_one(path, _worker_params)
 
 
 def _finished_shard(directory: Path, index: int, rows: int, shape: tuple[int, int, int]) -> dict[str, str] | None:
@@ -286,23 +262,35 @@ def _remove_temporaries(directory: Path) -> None:
 
 
 def _results(
-    paths: list[str], params: PreprocessParams, workers: int
+    paths: list[str], params: PreprocessParams, workers: int, ahead: int
 ) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    """Preprocess `paths` in order: in this process, or on `workers` spawned processes (TF-safe)."""
-    if workers <= 1 or len(paths) < _IN_PROCESS_LIMIT:
+    """Preprocess `paths` in order, in this thread or on `workers` threads, at most `ahead` images ahead.
+
+    Threads, not processes: OpenCV releases the GIL while decoding, converting and resizing, so threads
+    scale like processes without their start-up cost (and die with the process). OpenCV's own threading
+    is turned off meanwhile, as it only competes with the pool for the same cores.
+    """
+    if workers <= 1 or len(paths) <= 1:
         for path in paths:
             yield _preprocess_one(path, params)
         return
-    context = multiprocessing.get_context("spawn")  # fork is unsafe in a process running TensorFlow threads
-    chunk = max(1, min(16, len(paths) // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(params,)) as pool:
-        try:
-            yield from pool.map(_worker, paths, chunksize=chunk)
-        except BrokenProcessPool as error:
-            raise RuntimeError(
-                f"a preprocessing worker process died ({error}); a script that calls build_cache with "
-                "workers > 1 needs an `if __name__ == '__main__':` guard (worker processes are spawned)"
-            ) from error
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    pending: deque[Future[tuple[np.ndarray | None, str | None]]] = deque()
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="medbench-preprocess") as pool:
+            try:
+                for path in paths:
+                    if len(pending) >= ahead:
+                        yield pending.popleft().result()
+                    pending.append(pool.submit(_preprocess_one, path, params))
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _build(
@@ -330,7 +318,9 @@ def _build(
             len(missing),
         )
     computed = 0
-    results = _results(todo, params, workers)
+    image_bytes = max(1, int(np.prod(shape)))
+    ahead = max(4 * workers, min(2 * shard_size, _AHEAD_BYTES // image_bytes))
+    results = _results(todo, params, workers, ahead)
     bar = tqdm(total=len(todo), desc=f"preprocessing {directory.name}", unit="img", disable=not progress)
     try:
         for index in missing:
@@ -406,15 +396,9 @@ def build_cache(
     Two processes building the same cache take turns on a file lock; the second reuses the first's work.
     Unreadable images are stored as zeros and listed in ``report.json`` and `ImageCache.failed`; with
     ``strict=True`` one ImageError names all of them (the cache is still completed, so a fixed dataset
-    or a non-strict run does not redo the work). `workers` > 1 spawns processes (default: one per core),
-    so a script calling this needs the usual ``if __name__ == "__main__":`` guard. `shard_size` (images
-    per shard file) is part of the key.
+    or a non-strict run does not redo the work). `workers` threads preprocess (default: one per core).
+    `shard_size` (images per shard file) is part of the key.
     """
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
-        raise RuntimeError(
-            "build_cache was called while a worker process was starting: the script that calls it needs an "
-            "`if __name__ == '__main__':` guard (worker processes are spawned and import the main script)"
-        )
     sources = _unique(paths)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if shard_size < 1:

@@ -13,11 +13,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from medbench.data.images import read_image
+from medbench.data.images import decode_plain_image, read_image
 from medbench.data.transforms import compose
 from medbench.errors import ConfigError
 
-__all__ = ["CHANNELS", "PreprocessParams", "preprocess_image", "resize_square"]
+__all__ = ["CHANNELS", "PreprocessParams", "decode_for", "preprocess_image", "resize_square"]
 
 CHANNELS = (1, 3)
 
@@ -50,7 +50,7 @@ class PreprocessParams:
             raise ConfigError(f"image_size {self.image_size!r}: expected a positive number of pixels")
         if self.channels not in CHANNELS:
             raise ConfigError(f"channels {self.channels!r}: expected 1 (grayscale) or 3 (RGB)")
-        compose(self.transformations)  # unknown tokens fail here, not in a worker process
+        compose(self.transformations)  # unknown tokens fail here, not half-way through a build
 
     @classmethod
     def for_benchmark(cls, benchmark: _BenchmarkLike, channels: int = 1) -> PreprocessParams:
@@ -76,14 +76,28 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def decode_for(path: str | os.PathLike[str], channels: int) -> np.ndarray:
+    """The pixels of `path` as uint8 (H, W) gray for channels=1 or (H, W, 3) RGB for channels=3.
+
+    Plain 8-bit gray/colour PNGs and JPEGs take OpenCV's decoder (`decode_plain_image`), everything
+    else `read_image` (which also raises the `ImageError` for unreadable files); both paths convert
+    colour to gray with the same OpenCV call, so a file's pixels do not depend on the path it took.
+    """
+    image = decode_plain_image(path)
+    if image is None:
+        image = read_image(path)
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if channels == 1 else image
+    if image.ndim == 2:
+        return image if channels == 1 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if channels == 1 else cv2.COLOR_BGR2RGB)
+
+
 def preprocess_image(path: str | os.PathLike[str], params: PreprocessParams) -> np.ndarray:
     """Read → (grayscale) → optional lung-field crop → transformations → resize: uint8 (size, size, channels).
 
     Raises `ImageError` for a file that cannot be decoded.
     """
-    image = read_image(path)
-    if params.channels == 1:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    image = decode_for(path, params.channels)
     if params.crop:
         from medbench.preprocessing.crop import crop_lung_field
 
