@@ -14,11 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
+from medbench.data.images import decode_plain_image, read_image
 from medbench.data.transforms import compose
 from medbench.errors import ConfigError, DatasetError, ImageError
 from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
 from medbench.preprocessing.cache import MANIFEST, REPORT, cache_key
+from medbench.preprocessing.params import decode_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,6 +102,72 @@ def test_crop_runs_before_the_transformations(sources: list[str]) -> None:
     gray = cv2.imread(sources[5], cv2.IMREAD_GRAYSCALE)
     got = preprocess_image(sources[5], PreprocessParams(24, crop=True, transformations=("clahe",)))
     np.testing.assert_array_equal(got, resized(compose(["clahe"])(crop.crop_lung_field(gray)), 24))
+
+
+def _slow_pixels(path: Path, channels: int) -> np.ndarray:
+    rgb = read_image(path)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if channels == 1 else rgb
+
+
+def test_opencv_fast_path_gives_the_pillow_path_pixels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    gray, colour = rng.integers(0, 256, (37, 29), np.uint8), rng.integers(0, 256, (37, 29, 3), np.uint8)
+    plain = {
+        "gray.png": gray,
+        "colour.png": colour,
+        "gray.jpg": gray,
+        "colour.jpg": colour,
+        "progressive.jpg": colour,
+    }
+    for name, pixels in plain.items():
+        extra = {"progressive": True} if name.startswith("progressive") else {}
+        Image.fromarray(pixels).save(tmp_path / name, quality=90, **extra)
+    for name in plain:
+        assert decode_plain_image(tmp_path / name) is not None, name
+        for channels in (1, 3):
+            fast = decode_for(tmp_path / name, channels)
+            np.testing.assert_array_equal(fast, _slow_pixels(tmp_path / name, channels), err_msg=name)
+
+
+def test_unusual_files_take_the_pillow_path(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    colour = rng.integers(0, 256, (24, 20, 3), np.uint8)
+    Image.fromarray(np.dstack([colour, colour[..., :1]]), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(colour).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(colour).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    cv2.imwrite(str(tmp_path / "deep.png"), rng.integers(0, 65536, (24, 20), np.uint16))
+    Image.fromarray(colour[..., 0]).save(tmp_path / "transparent.png", transparency=7)
+    Image.fromarray(colour).save(tmp_path / "padded.jpg")
+    (tmp_path / "padded.jpg").write_bytes((tmp_path / "padded.jpg").read_bytes() + b"\0\0")
+    Image.fromarray(colour).save(tmp_path / "image.bmp")
+    for name in ["rgba.png", "palette.png", "cmyk.jpg", "deep.png", "transparent.png", "padded.jpg", "image.bmp"]:
+        assert decode_plain_image(tmp_path / name) is None, name
+        for channels in (1, 3):
+            image = preprocess_image(tmp_path / name, PreprocessParams(16, channels=channels))
+            assert image.shape == (16, 16, channels), name
+            expected = resized(_slow_pixels(tmp_path / name, channels), 16)
+            np.testing.assert_array_equal(image, expected, err_msg=name)
+
+
+def test_cut_files_take_the_pillow_path_and_its_error(tmp_path: Path) -> None:
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (64, 64), np.uint8)).save(tmp_path / "a.jpg")
+    cv2.imwrite(str(tmp_path / "a.png"), np.random.default_rng(6).integers(0, 256, (64, 64), np.uint8))
+    for name in ["a.jpg", "a.png"]:
+        data = (tmp_path / name).read_bytes()
+        half, last_byte_gone = tmp_path / f"half-{name}", tmp_path / f"end-{name}"
+        half.write_bytes(data[: len(data) // 2])
+        last_byte_gone.write_bytes(data[:-1])  # Pillow refuses the JPEG, accepts the PNG: it decides, not OpenCV
+        assert decode_plain_image(half) is None and decode_plain_image(last_byte_gone) is None
+        with pytest.raises(ImageError, match="truncated or corrupt"):
+            preprocess_image(half, PreprocessParams(16))
+        if name.endswith(".jpg"):
+            with pytest.raises(ImageError, match="truncated or corrupt"):
+                preprocess_image(last_byte_gone, PreprocessParams(16))
+        else:
+            expected = resized(_slow_pixels(last_byte_gone, 1), 16)
+            np.testing.assert_array_equal(preprocess_image(last_byte_gone, PreprocessParams(16)), expected)
+    for missing in [tmp_path / "gone.png", tmp_path]:
+        assert decode_plain_image(missing) is None
 
 
 def test_params_are_checked() -> None:

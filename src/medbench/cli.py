@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prep = commands.add_parser("preprocess", help="build (or reuse) the preprocessing cache of a benchmark's dataset")
     prep.add_argument("benchmark", help="a benchmark name (its dataset, image size, crop and transformations)")
-    prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prep.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     prep.add_argument("--strict", action="store_true", help="fail when any image cannot be read")
     prep.set_defaults(func=cmd_preprocess)
 

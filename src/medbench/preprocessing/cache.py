@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -317,27 +317,36 @@ def _build(
             len(ranges) - len(missing),
             len(missing),
         )
-    computed = 0
     image_bytes = max(1, int(np.prod(shape)))
     ahead = max(4 * workers, min(2 * shard_size, _AHEAD_BYTES // image_bytes))
     results = _results(todo, params, workers, ahead)
     bar = tqdm(total=len(todo), desc=f"preprocessing {directory.name}", unit="img", disable=not progress)
+    blank = np.zeros(shape, dtype=np.uint8)
+    computed = 0
+
+    def stream_shard(file: BinaryIO, index: int) -> None:
+        """Write shard `index` row by row as its images arrive (no shard-sized copy, no write burst at the
+        end), then its failures file, so that a shard file never exists without one."""
+        nonlocal computed
+        start, stop = ranges[index]
+        header = {"descr": np.lib.format.dtype_to_descr(blank.dtype), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(file, {**header, "shape": (stop - start, *shape)})
+        shard_failed: dict[str, str] = {}
+        for row in range(start, stop):
+            image, reason = next(results)
+            if image is None:
+                shard_failed[paths[row]] = str(reason)
+                image = blank
+            else:
+                computed += 1
+            file.write(memoryview(image).cast("B"))
+            bar.update(1)
+        _write_json(directory / _failures_name(index), {"rows": [start, stop], "failed": shard_failed})
+        failed.update(shard_failed)
+
     try:
         for index in missing:
-            start, stop = ranges[index]
-            shard = np.zeros((stop - start, *shape), dtype=np.uint8)
-            shard_failed: dict[str, str] = {}
-            for offset in range(stop - start):
-                image, reason = next(results)
-                if image is None:
-                    shard_failed[paths[start + offset]] = str(reason)
-                else:
-                    shard[offset] = image
-                    computed += 1
-                bar.update(1)
-            _write_json(directory / _failures_name(index), {"rows": [start, stop], "failed": shard_failed})
-            write_atomic(directory / _shard_name(index), lambda file, data=shard: np.save(file, data))
-            failed.update(shard_failed)
+            write_atomic(directory / _shard_name(index), lambda file, index=index: stream_shard(file, index))
     finally:
         results.close()
         bar.close()
