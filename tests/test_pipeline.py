@@ -216,3 +216,11 @@ def test_affine_keeps_a_uint8_batch_uint8() -> None:
     warped = augment_affine_batch(gray, tf.constant([1, 2], dtype=tf.int64))
     assert warped.dtype == tf.uint8 and warped.shape == gray.shape
     assert not np.array_equal(warped.numpy(), gray.numpy())
+
+
+def test_opencv_and_tensorflow_warps_agree_to_one_grey_level() -> None:
+    gray = np.random.default_rng(8).integers(0, 256, (4, 48, 48, 1), dtype=np.uint8)
+    seed = tf.constant([3, 4], dtype=tf.int64)
+    by_opencv = augment_affine_batch(tf.constant(gray), seed).numpy().astype(int)
+    by_tensorflow = augment_affine_batch(tf.constant(gray, dtype=tf.float32), seed).numpy()
+    assert np.abs(by_opencv - by_tensorflow).max() <= 1.0
