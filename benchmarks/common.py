@@ -36,6 +36,15 @@ class BenchmarkError(RuntimeError):
     """A benchmark cannot run as asked (missing interpreter, too few images, a worker that failed)."""
 
 
+def run_script(main: Callable[[], int], script: str) -> None:
+    """Exit with `main()`'s status; a BenchmarkError becomes one `<script>: error:` line and status 2."""
+    try:
+        sys.exit(main())
+    except BenchmarkError as error:
+        print(f"benchmarks/{script}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_repeats: int = 5) -> None:
     """--source/--images/--work-dir/--repeats/--quick, shared by every script."""
     parser.add_argument(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from common import (
     print_header,
     python_versions,
     ratio_line,
+    run_script,
     select_images,
 )
 
@@ -179,8 +179,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchmarkError as error:
-        print(f"benchmarks/fit.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "fit.py")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from common import (
     print_header,
     python_versions,
     ratio_line,
+    run_script,
     select_images,
 )
 
@@ -206,8 +206,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchmarkError as error:
-        print(f"benchmarks/pipeline.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "pipeline.py")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from common import (
     print_header,
     python_versions,
     ratio_line,
+    run_script,
     select_images,
 )
 
@@ -194,8 +194,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchmarkError as error:
-        print(f"benchmarks/preprocessing.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "preprocessing.py")

@@ -633,6 +633,10 @@ class Experiment:
             )
         return callbacks
 
+    def _stored_options(self) -> dict[str, Any]:
+        """The options as config.json stores them (after a JSON round trip), for comparing runs."""
+        return json.loads(json.dumps(asdict(self.options)))
+
     def saved_runs(self) -> list[tuple[Path, dict[str, Any]]]:
         """This experiment's earlier runs with the same options: (run folder, config), oldest first."""
         runs = []
@@ -641,7 +645,7 @@ class Experiment:
                 config = json.loads(config_path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 continue
-            if config.get("options") == json.loads(json.dumps(asdict(self.options))):
+            if config.get("options") == self._stored_options():
                 runs.append((config_path.parent, config))
         return runs
 
@@ -651,7 +655,9 @@ class Experiment:
             if (run_dir / "result.json").is_file():
                 if rerun:
                     continue
-                logger.info("%s: already completed as run %s; pass rerun to run it again", self.name, run_dir.name)
+                logger.info(
+                    "%s: already completed as run %s; --rerun (rerun=True) runs it again", self.name, run_dir.name
+                )
                 return {**json.loads((run_dir / "result.json").read_text(encoding="utf-8")), "skipped": True}
             if not rerun:
                 self.run_id = run_dir.name
@@ -682,7 +688,7 @@ class Experiment:
             write_json_atomic(self.run_dir / "config.json", self.config(data, weights))
             return []
         config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
-        if config.get("options") != json.loads(json.dumps(asdict(self.options))):
+        if config.get("options") != self._stored_options():
             raise ConfigError(f"run {self.run_id} was started with other options; start a new run instead")
         history_path = self.run_dir / "history.json"
         history = json.loads(history_path.read_text(encoding="utf-8")) if history_path.is_file() else []
