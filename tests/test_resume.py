@@ -101,3 +101,17 @@ def test_completed_run_is_skipped_unless_rerun(settings: Settings) -> None:
     assert rerun.returncode == 0, rerun.stderr
     assert len(_run_dirs(settings)) == 2
     assert len(json.loads(log.read_text())) == 2
+
+
+def test_a_second_process_on_a_running_run_is_refused(settings: Settings) -> None:
+    from filelock import FileLock
+
+    from medbench.errors import ConfigError
+    from medbench.experiment import Experiment
+
+    experiment = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", settings=settings)
+    experiment.folder.mkdir(parents=True)
+    with FileLock(experiment.folder / f".{experiment.run_id}.lock"):  # flock: held per open file, as by another process
+        with pytest.raises(ConfigError, match=f"run {experiment.run_id} is being run by another process"):
+            experiment.run()
+    assert not experiment.run_dir.exists()
