@@ -36,6 +36,27 @@ class BenchmarkError(RuntimeError):
     """A benchmark cannot run as asked (missing interpreter, too few images, a worker that failed)."""
 
 
+def cached_pipeline_inputs(
+    images: list[Path], args: argparse.Namespace, augmentations: tuple[str, ...]
+) -> tuple[Any, Any, Any]:
+    """medbench's side of a run: the 1-channel cache of `images` (built or reused), their rows, the pipeline config."""
+    from medbench.data.pipeline import PipelineConfig
+    from medbench.preprocessing import PreprocessParams, build_cache
+
+    paths = [str(path) for path in images]
+    params = PreprocessParams(image_size=args.image_size, channels=1)
+    cache = build_cache(paths, params, args.work_dir / "cache", progress=False)
+    config = PipelineConfig(
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        standardize=args.standardize,
+        augmentations=augmentations,
+        seed=args.seed,
+        channels_out=3,
+    )
+    return cache, cache.rows(paths), config
+
+
 def run_script(main: Callable[[], int], script: str) -> None:
     """Exit with `main()`'s status; a BenchmarkError becomes one `<script>: error:` line and status 2."""
     try:

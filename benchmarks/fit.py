@@ -29,6 +29,7 @@ from common import (
     BenchmarkError,
     Summary,
     add_common_arguments,
+    cached_pipeline_inputs,
     cpu_count,
     interleave,
     print_header,
@@ -112,22 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from medbench.data.pipeline import PipelineConfig, standardize_images, training_dataset
-    from medbench.preprocessing import PreprocessParams, build_cache
+    from medbench.data.pipeline import standardize_images, training_dataset
 
-    paths = [str(path) for path in images]
-    cache = build_cache(paths, PreprocessParams(args.image_size, channels=1), args.work_dir / "cache", progress=False)
-    rows = cache.rows(paths)
-    targets = np.random.default_rng(args.seed).integers(0, 2, (count, N_CLASSES)).astype(np.float32)
     augmentations = () if args.augment == "none" else (args.augment,)
-    config = PipelineConfig(
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        standardize=args.standardize,
-        augmentations=augmentations,
-        seed=args.seed,
-        channels_out=3,
-    )
+    cache, rows, config = cached_pipeline_inputs(images, args, augmentations)
+    targets = np.random.default_rng(args.seed).integers(0, 2, (count, N_CLASSES)).astype(np.float32)
     in_memory = standardize_images(cache.images(rows), config).astype(np.float32)
     if in_memory.shape != (count, args.image_size, args.image_size, 3):
         raise BenchmarkError(f"standardized images have shape {in_memory.shape}")
@@ -145,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header(
         "end-to-end fit: images per second",
         {
-            "images": f"{count} files under {os.path.commonpath([str(Path(path).parent) for path in paths])}",
+            "images": f"{count} files under {os.path.commonpath([str(Path(path).parent) for path in images])}",
             "model": f"{ARCHITECTURE}, {args.image_size} px x 3, {N_CLASSES} outputs, Adam, BCE",
             "per repeat": f"{args.epochs} epochs x {args.steps} steps x batch {args.batch_size}",
             "pipeline": f"standardize={args.standardize}, augmentations={list(augmentations) or 'none'}",

@@ -30,6 +30,7 @@ from common import (
     Summary,
     add_aucmedi_arguments,
     add_common_arguments,
+    cached_pipeline_inputs,
     cpu_count,
     find_images,
     interleave,
@@ -79,21 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def medbench_contender(images: list[Path], args: argparse.Namespace, augmentations: tuple[str, ...]) -> Callable:
     """A function timing one pass of medbench's cached training pipeline (fresh iterator), in images/s."""
-    from medbench.data.pipeline import PipelineConfig, training_dataset
-    from medbench.preprocessing import PreprocessParams, build_cache
+    from medbench.data.pipeline import training_dataset
 
-    params = PreprocessParams(image_size=args.image_size, channels=1)
-    cache = build_cache([str(path) for path in images], params, args.work_dir / "cache", progress=False)
-    rows = cache.rows([str(path) for path in images])
+    cache, rows, config = cached_pipeline_inputs(images, args, augmentations)
     targets = np.zeros((len(rows), TARGET_COLUMNS), dtype=np.float32)
-    config = PipelineConfig(
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        standardize=args.standardize,
-        augmentations=augmentations,
-        seed=args.seed,
-        channels_out=3,
-    )
     epoch = iter(range(1, 1_000_000))
 
     def one_pass(dataset: object, batches: int) -> tuple[int, tuple[int, ...], float]:
