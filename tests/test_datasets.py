@@ -25,7 +25,7 @@ from medbench.data.datasets import (
     load_dataset,
     register_dataset,
 )
-from medbench.data.label_files import (
+from medbench.data.readers import (
     CHESTXRAY14_CLASSES,
     CHEXPERT_CLASSES,
     CHEXPERT_METADATA_COLUMNS,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medbench.data.datasets import read_chestxray14_csv
+from medbench.data.readers import read_chestxray14_csv
 from medbench.data.splits import patient_counts, split_by_patient
 from medbench.errors import ConfigError, DatasetError
 

@@ -1,8 +1,9 @@
 """Datasets, label policy, splits, images, transformations, the tf.data pipeline and the demo data.
 
-Modules: `datasets` (DatasetSpec, loaders, registry), `labels` (uncertainty policy, upsampling),
-`splits` (patient-level splits), `images` (decoding and verification), `transforms` (named image
-transformations), `pipeline` (tf.data), `demo` (synthetic CheXpert-format data).
+Modules: `datasets` (DatasetSpec, the format table, registry, load_dataset), `readers` (one
+label-file reader per format), `labels` (uncertainty policy, upsampling), `splits` (patient-level
+splits), `images` (decoding and verification), `transforms` (named image transformations),
+`pipeline` (tf.data), `demo` (synthetic CheXpert-format data).
 """
 
 from medbench.data.datasets import DatasetSpec, dataset_names, get_dataset, load_dataset, register_dataset

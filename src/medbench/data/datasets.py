@@ -2,16 +2,10 @@
 
 `DatasetSpec` names a dataset's folder, label-file format, classes and label sets; `register_dataset`,
 `get_dataset` and `dataset_names` manage the registry, which starts with the predefined CheXpert,
-ChestX-ray14 and demo specs. `load_dataset` reads a spec's training and official test labels with
-the format's reader from `medbench.data.label_files` and checks that train and test are disjoint.
-The readers and the format constants are re-exported here, so ``from medbench.data.datasets import
-read_chexpert_csv`` keeps working.
-
-Every loader returns a *label table* (see the project's data contract): a `pandas.DataFrame` with the
-leading columns ``sample_id, path, patient_id, frontal`` (plus ``sex, age`` where the format records
-them) followed by one float64 column per class holding the raw labels 1.0 (positive), 0.0 (negative),
--1.0 (uncertain) or NaN (not mentioned). Loaders validate as they read and raise `DatasetError`s that
-name the file, the row (1-based, header = row 1), the column and what was expected.
+ChestX-ray14 and demo specs. `FORMATS` maps each format a spec can declare to its `DatasetFormat`:
+how to load it (with the format's reader from `medbench.data.readers`) and which spec fields it
+needs. `load_dataset` looks the spec's format up, loads its training and official test label tables
+(the contract is described in `medbench.data.readers`) and checks that train and test are disjoint.
 """
 
 from __future__ import annotations
@@ -20,48 +14,38 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from medbench.data.label_files import (
+from medbench.data.readers import (
     CHESTXRAY14_CLASSES,
-    CHESTXRAY14_COLUMNS,
     CHEXPERT_CLASSES,
-    CHEXPERT_METADATA_COLUMNS,
-    IMAGE_EXTENSIONS,
-    _compile_patient_pattern,
     read_chestxray14_csv,
     read_chexpert_csv,
     read_class_folders,
     read_generic_csv,
     read_onehot_csv,
 )
+from medbench.data.readers.chestxray14 import split_official_lists
+from medbench.data.readers.table import compile_patient_pattern
 from medbench.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CHESTXRAY14_CLASSES",
-    "CHESTXRAY14_COLUMNS",
-    "CHEXPERT_CLASSES",
     "CHEXPERT_COMPETITION_CLASSES",
-    "CHEXPERT_METADATA_COLUMNS",
     "CHEXPERT_PATHOLOGIES",
     "FORMATS",
-    "IMAGE_EXTENSIONS",
+    "DatasetFormat",
     "DatasetSpec",
     "dataset_names",
     "get_dataset",
     "load_dataset",
-    "read_chestxray14_csv",
-    "read_chexpert_csv",
-    "read_class_folders",
-    "read_generic_csv",
-    "read_onehot_csv",
     "register_dataset",
 ]
 
@@ -79,8 +63,113 @@ CHEXPERT_COMPETITION_CLASSES: tuple[str, ...] = (
 )
 """The five classes of the CheXpert competition, in the order the CheXpert paper lists them."""
 
-FORMATS: tuple[str, ...] = ("chexpert", "chestxray14", "onehot", "csv", "folder")
-"""Label-file formats a `DatasetSpec` can declare."""
+# --------------------------------------------------------------------------------------------------
+# Formats
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """A label-file format a `DatasetSpec` can declare.
+
+    Attributes:
+        name: The value of ``DatasetSpec.format``.
+        load: ``load(spec, root, check_images) -> (train, test)``: a spec's training table and
+            official test table (None when the test set is split from train), class columns in the
+            spec's order; `root` is the dataset folder, known to exist.
+        required: `DatasetSpec` fields the format cannot do without (each needs an entry in
+            `_FIELD_PURPOSES`, which the error message quotes).
+    """
+
+    name: str
+    load: Callable[[DatasetSpec, Path, bool], tuple[pd.DataFrame, pd.DataFrame | None]]
+    required: tuple[str, ...] = ()
+
+
+_FIELD_PURPOSES: Mapping[str, str] = {
+    "image_dir": "the image folder under root",
+    "path_column": "the column naming each image",
+}
+"""What each field a format may require holds, for the message when a spec lacks it."""
+
+
+def _load_parts(
+    read_part: Callable[[DatasetSpec, Path, str, bool], pd.DataFrame], spec: DatasetSpec, root: Path, check_images: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The loader of formats with one label file (or folder) per part: ``spec.train`` and ``spec.test``."""
+    train = read_part(spec, root, spec.train, check_images)
+    test = read_part(spec, root, spec.test, check_images) if spec.test else None
+    return train, test
+
+
+def _chexpert_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One CheXpert label file (``train.csv`` or ``valid.csv``)."""
+    return read_chexpert_csv(root / name, root, classes=spec.classes, check_images=check_images)
+
+
+def _onehot_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One one-hot label file; images under ``spec.image_dir``."""
+    return read_onehot_csv(
+        root / name,
+        root / str(spec.image_dir),
+        spec.path_column or "image",
+        spec.image_extension,
+        dataset_root=root,
+        classes=spec.classes,
+        patient_column=spec.patient_column,
+        patient_pattern=spec.patient_pattern,
+        check_images=check_images,
+    )
+
+
+def _csv_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One generic label file; image paths in ``spec.path_column``."""
+    return read_generic_csv(
+        root / name,
+        root,
+        str(spec.path_column),
+        spec.classes,
+        patient_column=spec.patient_column,
+        patient_pattern=spec.patient_pattern,
+        check_images=check_images,
+    )
+
+
+def _folder_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One folder of class subfolders (`check_images` is moot: the images are what is listed)."""
+    return read_class_folders(
+        root / name, classes=spec.classes, dataset_root=root, patient_pattern=spec.patient_pattern
+    )
+
+
+def _load_chestxray14(spec: DatasetSpec, root: Path, check_images: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """NIH's label file, class columns in the spec's order, split by the official lists when present."""
+    unknown = [name for name in spec.classes if name not in CHESTXRAY14_CLASSES]
+    if unknown:
+        raise DatasetError(
+            f"dataset {spec.name!r} declares classes {unknown} that ChestX-ray14 does not have; "
+            f"expected names from {list(CHESTXRAY14_CLASSES)}"
+        )
+    table = read_chestxray14_csv(
+        root / spec.train, root / str(spec.image_dir), dataset_root=root, check_images=check_images
+    )
+    table = table[[*table.columns[: -len(CHESTXRAY14_CLASSES)], *spec.classes]]
+    test_list = root / spec.test if spec.test else None
+    train_list = root / spec.train_list if spec.train_list else None
+    return split_official_lists(table, test_list, train_list, dataset=spec.name)
+
+
+FORMATS: Mapping[str, DatasetFormat] = {
+    entry.name: entry
+    for entry in (
+        DatasetFormat("chexpert", partial(_load_parts, _chexpert_part)),
+        DatasetFormat("chestxray14", _load_chestxray14, required=("image_dir",)),
+        DatasetFormat("onehot", partial(_load_parts, _onehot_part), required=("image_dir",)),
+        DatasetFormat("csv", partial(_load_parts, _csv_part), required=("path_column",)),
+        DatasetFormat("folder", partial(_load_parts, _folder_part)),
+    )
+}
+"""Label-file formats a `DatasetSpec` can declare, by name."""
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -96,7 +185,7 @@ class DatasetSpec:
 
     Attributes:
         name: Registry key: lowercase letters, digits and single hyphens (``"chexpert-dev"``).
-        format: One of `FORMATS`.
+        format: One of `FORMATS` (``"chexpert"``, ``"chestxray14"``, ``"onehot"``, ``"csv"``, ``"folder"``).
         root: Dataset folder, relative to the data directory or absolute.
         train: Training label file relative to `root` (for ``"folder"``: the training subfolder).
         test: The official test labels relative to `root`, or None when the test set is split from
@@ -153,12 +242,11 @@ class DatasetSpec:
             raise DatasetError(f"{where}: classes contain duplicates: {_duplicates(classes)}")
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "label_sets", self._checked_label_sets(where))
-        if self.format in ("chestxray14", "onehot") and not self.image_dir:
-            raise DatasetError(f"{where}: format {self.format!r} needs image_dir (the image folder under root)")
-        if self.format == "csv" and not self.path_column:
-            raise DatasetError(f"{where}: format 'csv' needs path_column (the column naming each image)")
+        for needed in FORMATS[self.format].required:
+            if not getattr(self, needed):
+                raise DatasetError(f"{where}: format {self.format!r} needs {needed} ({_FIELD_PURPOSES[needed]})")
         if self.patient_pattern is not None:
-            _compile_patient_pattern(self.patient_pattern)
+            compile_patient_pattern(self.patient_pattern)
 
     def _checked_label_sets(self, where: str) -> dict[int, tuple[str, ...]]:
         full = len(self.classes)
@@ -288,112 +376,12 @@ def load_dataset(
             f"{Path(data_dir)} (download it with download_dataset.sh or set MEDBENCH_DATA_DIR)",
             file=root,
         )
-    if spec.format == "chestxray14":
-        train, test = _load_chestxray14(spec, root, check_images)
-    else:
-        train = _load_part(spec, root, spec.train, check_images)
-        test = _load_part(spec, root, spec.test, check_images) if spec.test else None
+    train, test = FORMATS[spec.format].load(spec, root, check_images)
     if test is not None:
         _check_disjoint(train, test, root, spec)
     logger.info(
         "dataset %s: %d training rows, %s test rows", spec.name, len(train), "no" if test is None else len(test)
     )
-    return train, test
-
-
-def _load_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One label file (or class folder) of a dataset in any format but ChestX-ray14."""
-    if spec.format == "chexpert":
-        return read_chexpert_csv(root / name, root, classes=spec.classes, check_images=check_images)
-    if spec.format == "onehot":
-        return read_onehot_csv(
-            root / name,
-            root / str(spec.image_dir),
-            spec.path_column or "image",
-            spec.image_extension,
-            dataset_root=root,
-            classes=spec.classes,
-            patient_column=spec.patient_column,
-            patient_pattern=spec.patient_pattern,
-            check_images=check_images,
-        )
-    if spec.format == "csv":
-        return read_generic_csv(
-            root / name,
-            root,
-            str(spec.path_column),
-            spec.classes,
-            patient_column=spec.patient_column,
-            patient_pattern=spec.patient_pattern,
-            check_images=check_images,
-        )
-    return read_class_folders(
-        root / name, classes=spec.classes, dataset_root=root, patient_pattern=spec.patient_pattern
-    )
-
-
-def _load_chestxray14(spec: DatasetSpec, root: Path, check_images: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """NIH's label file, class columns in the spec's order, split by the official lists when present."""
-    unknown = [name for name in spec.classes if name not in CHESTXRAY14_CLASSES]
-    if unknown:
-        raise DatasetError(
-            f"dataset {spec.name!r} declares classes {unknown} that ChestX-ray14 does not have; "
-            f"expected names from {list(CHESTXRAY14_CLASSES)}"
-        )
-    table = read_chestxray14_csv(
-        root / spec.train, root / str(spec.image_dir), dataset_root=root, check_images=check_images
-    )
-    table = table[[*table.columns[: -len(CHESTXRAY14_CLASSES)], *spec.classes]]
-    return _split_official_lists(table, root, spec)
-
-
-def _read_name_list(path: Path) -> list[str]:
-    """Image names, one per line (NIH's ``train_val_list.txt`` / ``test_list.txt``)."""
-    with open(path, encoding="utf-8-sig") as handle:
-        return [line.strip() for line in handle if line.strip()]
-
-
-def _split_official_lists(
-    table: pd.DataFrame, root: Path, spec: DatasetSpec
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Split a ChestX-ray14 table by NIH's image-name lists, when the test list is present."""
-    test_file = root / spec.test if spec.test else None
-    if test_file is None or not test_file.is_file():
-        if test_file is not None:
-            logger.info("%s: no official test list at %s; the test set will be split from train", spec.name, test_file)
-        return table, None
-    names = table["sample_id"].str.rpartition("/")[2]
-    test_names = set(_read_name_list(test_file))
-    in_test = names.isin(test_names)
-    train_file = root / spec.train_list if spec.train_list else None
-    if train_file is not None and train_file.is_file():
-        train_names = set(_read_name_list(train_file))
-        in_train = names.isin(train_names)
-        both = (in_train & in_test).to_numpy()
-        if both.any():
-            raise DatasetError(
-                f"image {names.iloc[int(np.argmax(both))]!r} is in both official lists "
-                f"({int(both.sum())} such images); expected each image in exactly one",
-                file=test_file,
-            )
-        unlisted = int((~in_train & ~in_test).sum())
-        if unlisted:
-            logger.warning(
-                "%s: %d image(s) are in neither %s nor %s and are left out",
-                spec.name,
-                unlisted,
-                train_file.name,
-                test_file.name,
-            )
-    else:
-        in_train = ~in_test
-    unknown = len(test_names - set(names))
-    if unknown:
-        logger.info(
-            "%s: %d image(s) of %s are not in the label file and are ignored", spec.name, unknown, test_file.name
-        )
-    train = table.loc[in_train.to_numpy()].reset_index(drop=True)
-    test = table.loc[in_test.to_numpy()].reset_index(drop=True)
     return train, test
 
 

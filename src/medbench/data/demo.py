@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from medbench.data.datasets import CHEXPERT_CLASSES, CHEXPERT_METADATA_COLUMNS, CHEXPERT_PATHOLOGIES
+from medbench.data.datasets import CHEXPERT_PATHOLOGIES
+from medbench.data.readers import CHEXPERT_CLASSES, CHEXPERT_METADATA_COLUMNS
 from medbench.errors import DatasetError
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,202 @@
+"""Reading a label CSV and checking its columns, paths and cells: what the readers share for that.
+
+`read_csv` reads every cell as a string (blank lines dropped, `file_rows` keeps the file's row
+numbers); the checks and parsers here turn columns into validated values and raise, through
+`fail_where`, a `DatasetError` that names the file, the row, the column and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medbench.errors import DatasetError
+
+
+def read_csv(path: Path, *, header: bool = True, **options: object) -> pd.DataFrame:
+    """Read every cell as a string (no NA guessing); fully blank lines are dropped, row numbers kept."""
+    if not path.is_file():
+        raise DatasetError("label file does not exist; expected a CSV file at this path", file=path)
+    try:
+        frame = pd.read_csv(
+            path,
+            header=0 if header else None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+            **options,  # type: ignore[arg-type]
+        )
+    except pd.errors.EmptyDataError:
+        raise DatasetError("file is empty; expected a header row and one row per image", file=path) from None
+    except pd.errors.ParserError as err:
+        raise DatasetError(
+            f"is not a well-formed CSV file ({err}); expected the same number of fields on every row", file=path
+        ) from err
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"is not UTF-8 text ({err}); expected a UTF-8 CSV file", file=path) from err
+    if header:
+        frame.columns = [str(name).strip() for name in frame.columns]
+    blank = (frame == "").all(axis=1)
+    return frame.loc[~blank] if blank.any() else frame
+
+
+def file_rows(frame: pd.DataFrame) -> np.ndarray:
+    """1-based file row of each frame row (the header is row 1)."""
+    return frame.index.to_numpy(dtype=np.int64) + 2
+
+
+def require_columns(frame: pd.DataFrame, expected: Iterable[str], file: Path) -> None:
+    """Fail, naming all of them, when any `expected` column is missing from the header."""
+    expected = list(dict.fromkeys(expected))
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"missing column(s) {missing}; expected columns {expected}, found {list(frame.columns)}",
+            file=file,
+            row=1,
+            column=missing[0],
+        )
+
+
+def choose_label_columns(
+    frame: pd.DataFrame, chosen: Sequence[str] | None, exclude: Iterable[str | None], file: Path
+) -> tuple[str, ...]:
+    """The label columns: `chosen`, else every column not in `exclude` (in file order)."""
+    if chosen is not None:
+        return tuple(chosen)
+    excluded = {name for name in exclude if name}
+    columns = tuple(name for name in frame.columns if name not in excluded)
+    if not columns:
+        raise DatasetError(
+            f"has no label columns; expected numeric class columns besides {sorted(excluded)}", file=file, row=1
+        )
+    return columns
+
+
+def fail_where(
+    mask: pd.Series | np.ndarray,
+    values: pd.Series,
+    file: Path,
+    column: str | None,
+    rows: np.ndarray | None,
+    problem: str,
+) -> None:
+    """Raise for the first True position of `mask`, counting all of them."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    first = int(np.argmax(mask))
+    count = int(mask.sum())
+    more = f" ({count} rows have this problem; the first is shown)" if count > 1 else ""
+    raise DatasetError(
+        f"value {values.iloc[first]!r} {problem}{more}",
+        file=file,
+        row=None if rows is None else int(rows[first]),
+        column=column,
+    )
+
+
+def relative_paths(raw: pd.Series, file: Path, column: str, rows: np.ndarray) -> pd.Series:
+    """Validate image paths relative to the dataset root and normalize them to POSIX form."""
+    paths = raw.str.strip().str.replace("\\", "/", regex=False)
+    fail_where(paths == "", paths, file, column, rows, "is empty; expected an image path")
+    absolute = paths.str.startswith("/") | paths.str.match(r"^[A-Za-z]:")
+    fail_where(
+        absolute, paths, file, column, rows, "is an absolute path; expected a path relative to the dataset folder"
+    )
+    escaping = paths.str.contains(r"(?:^|/)\.\.(?:/|$)", regex=True)
+    fail_where(
+        escaping,
+        paths,
+        file,
+        column,
+        rows,
+        "leaves the dataset folder ('..'); expected a path inside the dataset folder",
+    )
+    untidy = paths.str.contains(r"//|(?:^|/)\.(?:/|$)|/$", regex=True)
+    if untidy.any():
+        paths = paths.copy()
+        paths[untidy] = [
+            "/".join(part for part in value.split("/") if part not in ("", ".")) for value in paths[untidy]
+        ]
+        fail_where(paths == "", raw.str.strip(), file, column, rows, "names no file; expected an image path")
+    return paths
+
+
+def relative_folder(folder: Path, root: Path, file: Path) -> str:
+    """The POSIX prefix (``"images/"`` or ``""``) of `folder` inside `root`."""
+    relative = os.path.relpath(os.path.abspath(folder), os.path.abspath(root))
+    if relative == os.curdir:
+        return ""
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        raise DatasetError(f"image folder {folder} is outside the dataset folder {root}; expected it inside", file=file)
+    return Path(relative).as_posix() + "/"
+
+
+def categorical_column(
+    frame: pd.DataFrame, column: str, allowed: Iterable[str], file: Path, rows: np.ndarray
+) -> pd.Series:
+    """The stripped cells of a categorical column, failing on any value outside `allowed`."""
+    allowed = list(allowed)
+    values = frame[column].str.strip()
+    shown = ", ".join(repr(value) if value else "empty" for value in allowed)
+    fail_where(~values.isin(allowed), values, file, column, rows, f"is not allowed; expected one of {shown}")
+    return values
+
+
+def parse_sex(values: pd.Series, names: Mapping[str, str]) -> pd.Series:
+    """Sex as 'Male'/'Female' (object dtype), None where unknown."""
+    return pd.Series([names.get(value) for value in values], dtype=object, index=values.index)
+
+
+_AGE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[YyMmDd]?)$")
+
+
+def parse_ages(raw: pd.Series, file: Path, column: str, rows: np.ndarray, *, units: bool = False) -> pd.Series:
+    """Ages in years (NaN when empty); with `units`, NIH's old ``058Y``/``006M``/``010D`` form is read too."""
+    values = raw.str.strip()
+    blank = values == ""
+    parts = values.str.extract(_AGE)
+    bad = ~blank & parts["number"].isna()
+    if not units:
+        bad |= ~blank & (parts["unit"] != "")
+    fail_where(
+        bad, values, file, column, rows, "is not an age; expected a non-negative number of years or an empty cell"
+    )
+    years = pd.to_numeric(parts["number"], errors="coerce").astype(np.float64)
+    if units:
+        divisor = parts["unit"].str.upper().map({"": 1.0, "Y": 1.0, "M": 12.0, "D": 365.25}).astype(np.float64)
+        years = years / divisor
+    return years
+
+
+def parse_labels(
+    frame: pd.DataFrame,
+    classes: Sequence[str],
+    allowed: tuple[float, ...],
+    expected: str,
+    file: Path,
+    rows: np.ndarray,
+    *,
+    blank_allowed: bool,
+) -> dict[str, np.ndarray]:
+    """Parse label cells to float64 (empty → NaN), failing on any value outside `allowed`."""
+    labels: dict[str, np.ndarray] = {}
+    for name in classes:
+        cells = frame[name].str.strip()
+        blank = (cells == "").to_numpy()
+        values = pd.to_numeric(cells.where(~blank, None), errors="coerce").to_numpy(dtype=np.float64)
+        parsed = ~np.isnan(values)
+        bad = (~blank & ~parsed) | (parsed & ~np.isin(values, allowed))
+        if not blank_allowed:
+            bad |= blank
+        fail_where(bad, cells, file, name, rows, f"is not a label; expected {expected}")
+        labels[name] = values
+    return labels
