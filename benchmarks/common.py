@@ -40,7 +40,7 @@ def cached_pipeline_inputs(
     images: list[Path], args: argparse.Namespace, augmentations: tuple[str, ...]
 ) -> tuple[Any, Any, Any]:
     """medbench's side of a run: the 1-channel cache of `images` (built or reused), their rows, the pipeline config."""
-    from medbench.data.pipeline import PipelineConfig
+    from medbench.pipeline.config import PipelineConfig
     from medbench.preprocessing import PreprocessParams, build_cache
 
     paths = [str(path) for path in images]
@@ -111,7 +111,7 @@ def find_images(folder: Path) -> list[Path]:
 
 def demo_images(work_dir: Path, count: int, seed: int) -> list[Path]:
     """At least `count` demo JPEGs, written once per (count, seed) under `work_dir` and reused afterwards."""
-    from medbench.data.demo import write_demo_dataset
+    from medbench.demo import write_demo_dataset
 
     patients = max(4, int(count / DEMO_IMAGES_PER_PATIENT * 1.3) + 4)
     out_dir = work_dir / f"demo-{patients}p-s{seed}"

@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from medbench.data.pipeline import standardize_images, training_dataset
+    from medbench.pipeline.dataset import training_dataset
+    from medbench.pipeline.standardize import standardize_images
 
     augmentations = () if args.augment == "none" else (args.augment,)
     cache, rows, config = cached_pipeline_inputs(images, args, augmentations)

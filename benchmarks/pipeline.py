@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def medbench_contender(images: list[Path], args: argparse.Namespace, augmentations: tuple[str, ...]) -> Callable:
     """A function timing one pass of medbench's cached training pipeline (fresh iterator), in images/s."""
-    from medbench.data.pipeline import training_dataset
+    from medbench.pipeline.dataset import training_dataset
 
     cache, rows, config = cached_pipeline_inputs(images, args, augmentations)
     targets = np.zeros((len(rows), TARGET_COLUMNS), dtype=np.float32)

@@ -24,7 +24,7 @@ needs_shared_data = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding a small demo dataset (60 training patients) under demo/."""
-    from medbench.data.demo import write_demo_dataset
+    from medbench.demo import write_demo_dataset
 
     data_dir = tmp_path_factory.mktemp("data")
     write_demo_dataset(data_dir / "demo", n_train_patients=60, n_valid_patients=15, seed=3)

@@ -13,16 +13,9 @@ from keras.src.utils import file_utils
 
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.head import classifier_head
-from medbench.architectures.registry import (
-    ARCHITECTURES,
-    ArchitectureInfo,
-    SmallCNNBuilder,
-    architecture_names,
-    get_architecture,
-    register_architecture,
-)
-from medbench.architectures.standardize import STANDARDIZE_MODES
-from medbench.architectures.vanilla import SmallCNN
+from medbench.architectures.info import STANDARDIZE_MODES, ArchitectureInfo
+from medbench.architectures.registry import ARCHITECTURES, architecture_names, get_architecture, register_architecture
+from medbench.architectures.small_cnn import SmallCNN, SmallCNNBuilder
 from medbench.architectures.weights import expected_weights_path, resolve_weights
 from medbench.errors import ConfigError, WeightsNotFoundError
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from medbench.benchmark import Benchmark
-from medbench.benchmarks import PREDEFINED, grid, loss_grid
+from medbench.benchmark.options import ExperimentOptions
+from medbench.benchmark.predefined import PREDEFINED, grid, loss_grid
+from medbench.benchmark.spec import ExperimentSpec
 from medbench.errors import ConfigError
-from medbench.experiment_exec import BatchItem, load_batch, parse_shard, run_batch, shard
+from medbench.experiment_exec import load_batch, parse_shard, run_batch, shard
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, UNVALIDATED_LOG, ExperimentLog
 
@@ -40,7 +42,9 @@ grid:
     )
     items = load_batch(batch)
     assert len(items) == (2 + 6) * 2
-    assert items[0].benchmark == Benchmark.from_name(BASE) and items[0].options == {"max_train_samples": 10}
+    assert items[0].benchmark == Benchmark.from_name(BASE) and items[0].options == ExperimentOptions(
+        max_train_samples=10
+    )
     assert {item.architecture for item in items} == {"2D.SmallCNN", "2D.MobileNetV2"}
     assert sorted({(i.benchmark.loss, i.benchmark.batch_size) for i in items[4:]}) == sorted(
         (loss, size) for loss in ("BCE", "WBCE", "CWBCE") for size in (8, 16)
@@ -79,7 +83,7 @@ def test_bad_batches_are_named(tmp_path: Path, name: str, text: str, message: st
 
 
 def test_shards_partition_the_batch_deterministically() -> None:
-    items = [BatchItem(b, "2D.SmallCNN", {}) for b in loss_grid()]
+    items = [ExperimentSpec(b, "2D.SmallCNN") for b in loss_grid()]
     for count in (1, 3, 5, 24, 30):
         parts = [shard(items, index, count) for index in range(count)]
         assert sorted(i.name for part in parts for i in part) == sorted(i.name for i in items)
@@ -111,9 +115,9 @@ def test_predefined_benchmarks_round_trip() -> None:
 def test_one_failing_experiment_is_recorded_and_the_rest_run(settings: Settings) -> None:
     good = Benchmark.from_name(BASE)
     items = [
-        BatchItem(good, "2D.SmallCNN", {"tensorboard": False}),
-        BatchItem(good.with_(n_classes=7), "2D.SmallCNN", {}),  # the demo set has no 7-class label set
-        BatchItem(good.with_(loss="WBCE"), "2D.SmallCNN", {"tensorboard": False}),
+        ExperimentSpec(good, "2D.SmallCNN", {"tensorboard": False}),
+        ExperimentSpec(good.with_(n_classes=7), "2D.SmallCNN"),  # the demo set has no 7-class label set
+        ExperimentSpec(good.with_(loss="WBCE"), "2D.SmallCNN", {"tensorboard": False}),
     ]
     results = run_batch(items, settings, progress=False)
     assert [r["status"] for r in results] == ["completed", "failed", "completed"]

@@ -6,26 +6,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medbench.benchmark import (
+from medbench.benchmark import EXAMPLE_NAME, Benchmark, decode_learning_rate, encode_learning_rate
+from medbench.benchmark.vocabulary import (
     AUGMENTATIONS,
-    EXAMPLE_NAME,
+    IMAGE_SIZE,
+    LEARNING_RATE,
     LOSSES,
     OPTIMIZERS,
+    TRANSFORMS,
     UNCERTAINTY_POLICIES,
     UNCERTAINTY_PRESETS,
-    Benchmark,
-    decode_learning_rate,
-    encode_learning_rate,
 )
 from medbench.errors import BenchmarkNameError
 
+
+def _values(kind: str, index: int = 0) -> st.SearchStrategy[int]:
+    """The valid values of a transformation parameter, from the vocabulary."""
+    valid = TRANSFORMS[kind].parameters[index].range
+    return st.integers(valid.low, valid.high)
+
+
 transform = st.one_of(
-    st.builds(lambda r, a: f"sharp{r}{a}", st.integers(0, 9), st.integers(0, 9)),
+    st.builds(lambda r, a: f"sharp{r}{a}", _values("sharp"), _values("sharp", 1)),
     st.just("histeq"),
-    st.builds(lambda n: f"clahe{n}", st.one_of(st.just(""), st.integers(1, 64).map(str))),
-    st.integers(1, 99).map(lambda n: f"blur{n}"),
-    st.integers(1, 99).map(lambda n: f"median{n}"),
-    st.builds(lambda c, w: f"window{c}w{w}", st.integers(0, 4000), st.integers(1, 4000)),
+    st.builds(lambda n: f"clahe{n}", st.one_of(st.just(""), _values("clahe").map(str))),
+    _values("blur").map(lambda n: f"blur{n}"),
+    _values("median").map(lambda n: f"median{n}"),
+    st.builds(lambda c, w: f"window{c}w{w}", _values("window"), _values("window", 1)),
 )
 
 
@@ -40,8 +47,10 @@ def _split() -> st.SearchStrategy[tuple[int, ...]]:
 
 
 learning_rates = st.one_of(
-    st.builds(lambda m, e: float(f"{m}e-{e}"), st.integers(1, 999), st.integers(0, 12)),
-    st.floats(min_value=1e-12, max_value=10.0, allow_nan=False, allow_infinity=False),
+    st.builds(lambda m, e: float(f"{m}e-{e}"), st.integers(1, 999), st.integers(0, 12)).filter(
+        lambda rate: rate <= LEARNING_RATE.high
+    ),
+    st.floats(min_value=1e-12, max_value=LEARNING_RATE.high, allow_nan=False, allow_infinity=False),
 )
 lr_factors = st.one_of(
     st.integers(1, 99).map(lambda d: d / 100),
@@ -55,7 +64,7 @@ benchmarks = st.builds(
     epochs=st.integers(1, 500),
     batch_size=st.integers(1, 4096),
     n_classes=st.integers(1, 40),
-    image_size=st.integers(1, 2048),
+    image_size=st.integers(IMAGE_SIZE.low, 2048),
     learning_rate=learning_rates,
     lr_factor=lr_factors,
     l1_normed=st.booleans(),

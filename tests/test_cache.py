@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 
 from medbench.data.images import decode_plain_image, read_image
-from medbench.data.transforms import compose
 from medbench.errors import ConfigError, DatasetError, ImageError
 from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
 from medbench.preprocessing.cache import MANIFEST, REPORT, cache_key
 from medbench.preprocessing.params import decode_for
+from medbench.preprocessing.transforms import compose
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -424,6 +424,7 @@ def test_preprocess_command_builds_the_cache_an_experiment_then_reuses(settings,
 
     from cli_process import run_medbench
 
+    from medbench.benchmark.spec import ExperimentSpec
     from medbench.experiment import Experiment
 
     settings = replace(settings, cache_dir=tmp_path / "cache")
@@ -435,7 +436,7 @@ def test_preprocess_command_builds_the_cache_an_experiment_then_reuses(settings,
     folder = Path(built[0].removeprefix("cache "))
     manifest_before = (folder / "manifest.json").stat().st_mtime_ns
 
-    experiment = Experiment(benchmark, settings=settings)
+    experiment = Experiment(ExperimentSpec(benchmark), settings)
     experiment.run()
     assert experiment.cache.directory == folder
     assert experiment.cache.summary.cache_reused

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from medbench.errors import ConfigError, LabelPolicyError
-from medbench.metrics.class_weights import (
+from medbench.losses.class_weights import (
     L1_NORM_SCALE,
     ClassWeights,
     compute_class_weights,
@@ -106,7 +106,7 @@ def test_class_without_any_label_is_an_error() -> None:
 def test_fallback_uses_weight_one_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     labels = _labels()
     labels[:, 2] = np.where(np.isnan(labels[:, 2]), NAN, 1.0)
-    with caplog.at_level(logging.WARNING, logger="medbench.metrics.class_weights"), warnings.catch_warnings():
+    with caplog.at_level(logging.WARNING, logger="medbench.losses.class_weights"), warnings.catch_warnings():
         warnings.simplefilter("error")
         weights = compute_class_weights(labels, CLASSES, on_missing="fallback")
     assert weights.positive[2] == 1.0 and weights.negative[2] == 1.0

@@ -128,7 +128,7 @@ def test_unknown_dataset_lists_known_names() -> None:
 
 
 def test_register_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets, "_REGISTRY", dict(datasets._REGISTRY))
+    monkeypatch.setattr(datasets, "DATASETS", datasets.DATASETS.copy())
     spec = DatasetSpec(
         name="isic-2019",
         format="onehot",

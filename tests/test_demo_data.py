@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from medbench.data.datasets import CHEXPERT_COMPETITION_CLASSES, get_dataset, load_dataset
-from medbench.data.demo import PREVALENCE, _Painter, write_demo_dataset
 from medbench.data.readers import CHEXPERT_CLASSES, read_chexpert_csv
+from medbench.demo import PREVALENCE, _Painter, write_demo_dataset
 from medbench.errors import DatasetError
 
 CHEXPERT_HEADER = [

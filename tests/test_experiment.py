@@ -10,10 +10,15 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from medbench.benchmark import Benchmark
+from medbench.benchmark.options import ExperimentOptions
+from medbench.benchmark.spec import ExperimentSpec
 from medbench.errors import ImageError
-from medbench.experiment import Experiment, ExperimentOptions, make_optimizer, prepare_data, read_predictions
+from medbench.experiment import Experiment
+from medbench.experiment_data import prepare_data
+from medbench.runs.predictions import read_predictions
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, UNVALIDATED_LOG, ExperimentLog
+from medbench.training.model import make_optimizer
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +28,7 @@ FAST = ExperimentOptions(tensorboard=False)
 
 @pytest.fixture
 def finished(settings: Settings) -> tuple[Experiment, dict]:
-    experiment = Experiment(BENCHMARK, "2D.SmallCNN", ExperimentOptions(), settings)
+    experiment = Experiment(ExperimentSpec(BENCHMARK, "2D.SmallCNN", ExperimentOptions()), settings)
     return experiment, experiment.run()
 
 
@@ -71,7 +76,7 @@ def test_logged_metrics_equal_sklearn_on_the_stored_predictions(finished: tuple[
 
 def test_predictions_are_keyed_by_sample_id_in_split_order(finished: tuple[Experiment, dict]) -> None:
     experiment, _ = finished
-    data = prepare_data(experiment.benchmark, experiment.options, experiment.settings)
+    data = prepare_data(experiment.spec, experiment.settings.data_dir)
     ids, targets, _, _ = read_predictions(experiment.run_dir / "predictions" / "val.csv")
     assert ids == list(data.val.sample_ids)
     np.testing.assert_array_equal(targets, data.val.targets)
@@ -88,8 +93,8 @@ def test_best_model_is_the_epoch_with_the_best_validation_auroc(finished: tuple[
 
 
 def test_reruns_get_their_own_run_folder(settings: Settings) -> None:
-    first = Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=settings)
-    second = Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=settings)
+    first = Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1), options=FAST), settings)
+    second = Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1), options=FAST), settings)
     first.run()
     second.run()
     assert first.run_id != second.run_id and first.run_dir.parent == second.run_dir.parent
@@ -100,8 +105,10 @@ def test_reruns_get_their_own_run_folder(settings: Settings) -> None:
 def test_each_run_starts_from_its_own_learning_rate(settings: Settings) -> None:
     # The original shared optimizer instances: a decayed learning rate leaked into the next run.
     decaying = ExperimentOptions(lr_schedule="epoch", tensorboard=False)
-    Experiment(BENCHMARK.with_(epochs=2, learning_rate=1e-2, lr_factor=0.1), options=decaying, settings=settings).run()
-    second = Experiment(BENCHMARK.with_(epochs=1, learning_rate=3e-3), options=FAST, settings=settings)
+    Experiment(
+        ExperimentSpec(BENCHMARK.with_(epochs=2, learning_rate=1e-2, lr_factor=0.1), options=decaying), settings
+    ).run()
+    second = Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1, learning_rate=3e-3), options=FAST), settings)
     second.run()
     history = json.loads((second.run_dir / "history.json").read_text())
     assert history[0]["learning_rate"] == pytest.approx(3e-3)
@@ -110,14 +117,16 @@ def test_each_run_starts_from_its_own_learning_rate(settings: Settings) -> None:
 
 def test_weighted_losses_train(settings: Settings) -> None:
     for loss in ("WBCE", "CWBCE"):
-        entry = Experiment(BENCHMARK.with_(epochs=1, loss=loss, l1_normed=True), options=FAST, settings=settings).run()
+        entry = Experiment(
+            ExperimentSpec(BENCHMARK.with_(epochs=1, loss=loss, l1_normed=True), options=FAST), settings
+        ).run()
         assert entry["status"] == "completed"
         config = json.loads((settings.root / entry["storage"]["run_dir"] / "config.json").read_text())
         assert config["class_weights"] is not None
 
 
 def test_a_corrupt_image_is_named_and_nothing_logged_is_lost(settings: Settings, tmp_path: Path) -> None:
-    Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=settings).run()
+    Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1), options=FAST), settings).run()
     log = ExperimentLog(settings.logs_dir / UNVALIDATED_LOG)
     before = log.path.read_bytes()
 
@@ -125,12 +134,12 @@ def test_a_corrupt_image_is_named_and_nothing_logged_is_lost(settings: Settings,
     import shutil
 
     shutil.copytree(settings.data_dir / "demo", broken_data / "demo")
-    data = prepare_data(BENCHMARK, FAST, Settings(**{**settings.__dict__, "data_dir": broken_data}))
+    data = prepare_data(ExperimentSpec(BENCHMARK, options=FAST), broken_data)
     victim = Path(data.train.paths[3].replace(str(settings.data_dir), str(broken_data)))
     victim.write_bytes(victim.read_bytes()[:200])
     broken = Settings(**{**settings.__dict__, "data_dir": broken_data})
     with pytest.raises(ImageError) as error:
-        Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=broken).run()
+        Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1), options=FAST), broken).run()
     assert victim.name in str(error.value) and str(victim.parent.name) in str(error.value)
     assert log.path.read_bytes() == before
     assert not (settings.logs_dir / FAILED_LOG).exists()
@@ -167,7 +176,7 @@ def test_malformed_csv_is_named_and_earlier_results_survive(
 ) -> None:
     from medbench.errors import DatasetError
 
-    finished = Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=settings).run()
+    finished = Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1), options=FAST), settings).run()
     log_before = (settings.logs_dir / UNVALIDATED_LOG).read_bytes()
     checkpoint = settings.root / finished["storage"]["run_dir"] / "checkpoints" / "epoch-001.keras"
     checkpoint_before = checkpoint.read_bytes()
@@ -176,7 +185,7 @@ def test_malformed_csv_is_named_and_earlier_results_survive(
     rows = csv_path.read_text().splitlines()
     csv_path.write_text("\n".join(corrupt(rows)) + "\n")
     with pytest.raises(DatasetError) as error:
-        Experiment(BENCHMARK.with_(epochs=1), options=FAST, settings=broken).run()
+        Experiment(ExperimentSpec(BENCHMARK.with_(epochs=1), options=FAST), broken).run()
     for text in must_mention:
         assert text in str(error.value)
     assert (settings.logs_dir / UNVALIDATED_LOG).read_bytes() == log_before
@@ -184,7 +193,7 @@ def test_malformed_csv_is_named_and_earlier_results_survive(
 
 
 def test_same_seed_same_history(settings: Settings) -> None:
-    runs = [Experiment(BENCHMARK.with_(epochs=2), options=FAST, settings=settings) for _ in range(2)]
+    runs = [Experiment(ExperimentSpec(BENCHMARK.with_(epochs=2), options=FAST), settings) for _ in range(2)]
     for run in runs:
         run.run()
     first, second = (json.loads((run.run_dir / "history.json").read_text()) for run in runs)
@@ -197,7 +206,7 @@ def test_predict_matches_the_stored_predictions(finished: tuple[Experiment, dict
     from medbench.prediction import predict_images, resolve_run
 
     experiment, entry = finished
-    data = prepare_data(experiment.benchmark, experiment.options, experiment.settings)
+    data = prepare_data(experiment.spec, experiment.settings.data_dir)
     ids, _, stored, classes = read_predictions(experiment.run_dir / "predictions" / "test.csv")
     frame = predict_images(
         resolve_run(entry["id"], experiment.settings), data.test.paths[:5], experiment.settings, batch_size=2
@@ -212,8 +221,12 @@ def test_predict_matches_the_stored_predictions(finished: tuple[Experiment, dict
 
 
 def test_uncertainty_policy_shapes_training_targets_only(settings: Settings) -> None:
-    ones = prepare_data(BENCHMARK.with_(uncertainty="ones", split=(50, 30, 20)), FAST, settings)
-    zeros = prepare_data(BENCHMARK.with_(uncertainty="zeros", split=(50, 30, 20)), FAST, settings)
+    ones = prepare_data(
+        ExperimentSpec(BENCHMARK.with_(uncertainty="ones", split=(50, 30, 20)), options=FAST), settings.data_dir
+    )
+    zeros = prepare_data(
+        ExperimentSpec(BENCHMARK.with_(uncertainty="zeros", split=(50, 30, 20)), options=FAST), settings.data_dir
+    )
     assert not np.array_equal(ones.train.targets, zeros.train.targets)
     for part in ("val", "test"):
         a, b = getattr(ones, part).targets, getattr(zeros, part).targets

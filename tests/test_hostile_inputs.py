@@ -25,7 +25,7 @@ from medbench.data.datasets import DatasetSpec, load_dataset, register_dataset
 from medbench.data.images import read_image, unreadable_images_error, verify_images
 from medbench.errors import ConfigError, DatasetError, ImageError, LabelPolicyError
 from medbench.experiment_exec import load_batch
-from medbench.metrics.class_weights import compute_class_weights
+from medbench.losses.class_weights import compute_class_weights
 from medbench.tracking.logs import FAILED_LOG, UNVALIDATED_LOG, ExperimentLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -421,7 +421,7 @@ def test_cmyk_jpeg_is_converted_to_rgb_by_pillow(tmp_path: Path) -> None:
 
 
 def register_hostile(monkeypatch: pytest.MonkeyPatch, spec: DatasetSpec) -> None:
-    monkeypatch.setattr(datasets, "_REGISTRY", dict(datasets._REGISTRY))
+    monkeypatch.setattr(datasets, "DATASETS", datasets.DATASETS.copy())
     register_dataset(spec)
 
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from medbench.benchmark import UNCERTAINTY_PRESETS
-from medbench.data.labels import (
+from medbench.data.label_policy import (
+    UNCERTAINTY_PRESETS,
     default_upsample_factors,
     encode_labels,
     label_counts,

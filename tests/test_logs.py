@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
+from medbench.atomic import write_json_atomic
+from medbench.errors import LogCorruptError
 from medbench.tracking.logs import (
     UNVALIDATED_LOG,
     VALIDATED_LOG,
     ExperimentLog,
-    LogCorruptError,
     all_entries,
     update_entry,
     validate_entries,
-    write_json_atomic,
 )
 
 WRITERS, PER_WRITER = 8, 50

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from medbench.benchmark.vocabulary import LOSSES
 from medbench.errors import ConfigError
-from medbench.metrics.class_weights import compute_class_weights
-from medbench.metrics.keras_metrics import MaskedAUC, MaskedBinaryAccuracy
-from medbench.metrics.losses import (
-    LOSS_NAMES,
+from medbench.losses.class_weights import compute_class_weights
+from medbench.losses.masked_crossentropy import (
     ClassWeightedBinaryCrossentropy,
     MaskedBinaryCrossentropy,
     WeightedBinaryCrossentropy,
@@ -23,6 +22,7 @@ from medbench.metrics.losses import (
     masked_binary_crossentropy,
     weighted_binary_crossentropy,
 )
+from medbench.metrics.keras_metrics import MaskedAUC, MaskedBinaryAccuracy
 
 NAN = np.float32("nan")
 EPS = 1e-7
@@ -170,7 +170,7 @@ def test_make_loss() -> None:
     for name in ("WBCE", "CWBCE"):
         with pytest.raises(ConfigError, match=f"loss {name} needs class weights"):
             make_loss(name, None)
-    assert LOSS_NAMES == ("BCE", "WBCE", "CWBCE")
+    assert LOSSES == ("BCE", "WBCE", "CWBCE")
 
 
 def test_invalid_weights_are_config_errors() -> None:

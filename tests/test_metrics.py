@@ -13,12 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import accuracy_score, fbeta_score, precision_score, recall_score, roc_auc_score
 
+from medbench.errors import MetricInputError, UndefinedMetricError
 from medbench.metrics.classification import (
     METRIC_NAMES,
     ClassMetrics,
-    MetricInputError,
     MetricsReport,
-    UndefinedMetricError,
     auroc,
     evaluate_predictions,
 )

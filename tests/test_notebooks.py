@@ -21,9 +21,9 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from medbench.experiment import read_predictions
 from medbench.leaderboard import leaderboard
 from medbench.metrics.thresholds import OperatingPoint, choose_threshold, operating_point
+from medbench.runs.predictions import read_predictions
 from medbench.settings import Settings
 from medbench.tracking.logs import EPOCH_REEVALUATION_LOG, REEVALUATION_LOG, UNVALIDATED_LOG, ExperimentLog, all_entries
 
@@ -59,7 +59,7 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def notebook_project(tmp_path_factory: pytest.TempPathFactory, demo_data_dir: Path) -> Settings:
     """A project with the quick demo batch (2 runs, 32 px, 2 epochs) already run, via ensure_runs."""
-    from medbench.demo_runs import QUICK_BENCHMARKS, ensure_runs
+    from medbench.demo import QUICK_BENCHMARKS, ensure_runs
 
     root = tmp_path_factory.mktemp("notebook-project")
     settings = Settings(
@@ -115,7 +115,7 @@ def test_experiment_exec_runs_its_batch_and_shows_the_leaderboard(settings: Sett
     assert [entry["id"] for entry in logged] == result(nb)
     assert sorted(entry["benchmark"]["loss"] for entry in logged) == ["BCE", "WBCE"]
     assert {(e["status"], e["benchmark"]["image_size"], e["epochs_run"]) for e in logged} == {("completed", 32, 2)}
-    dry_run_cell = next(cell for cell in nb.cells if "check_benchmark(" in cell.source)
+    dry_run_cell = next(cell for cell in nb.cells if "item.check()" in cell.source)
     dry_run = "".join(output["text"] for output in dry_run_cell.outputs if output.get("name") == "stdout").split()
     assert dry_run == [entry["name"] for entry in logged]
     shown = text(nb)

@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from medbench.architectures.standardize import standardize
-from medbench.data.pipeline import (
-    PipelineConfig,
-    affine_matrices,
-    affine_matrix,
-    augment_affine_batch,
-    augment_color_batch,
-    evaluation_dataset,
-    standardize_images,
-    steps_per_epoch,
-    training_dataset,
-)
 from medbench.errors import ConfigError
+from medbench.pipeline.augmentation import affine_matrices, affine_matrix, augment_affine_batch, augment_color_batch
+from medbench.pipeline.config import PipelineConfig
+from medbench.pipeline.dataset import evaluation_dataset, steps_per_epoch, training_dataset
+from medbench.pipeline.standardize import standardize, standardize_images
 from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
 
 N = 10

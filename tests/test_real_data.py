@@ -11,8 +11,11 @@ from conftest import SHARED_DATA, needs_shared_data
 from sklearn.metrics import roc_auc_score
 
 from medbench.benchmark import Benchmark
+from medbench.benchmark.options import ExperimentOptions
+from medbench.benchmark.spec import ExperimentSpec
 from medbench.data.datasets import DatasetSpec, get_dataset, load_dataset, register_dataset
-from medbench.experiment import Experiment, ExperimentOptions, read_predictions
+from medbench.experiment import Experiment
+from medbench.runs.predictions import read_predictions
 from medbench.settings import Settings
 
 pytestmark = needs_shared_data
@@ -54,7 +57,7 @@ def test_smoke_run_on_real_images(nih_sample: str, tmp_path) -> None:
     benchmark = Benchmark(
         dataset=nih_sample, epochs=1, batch_size=32, n_classes=14, image_size=64, learning_rate=1e-3, split=(70, 15, 15)
     )
-    entry = Experiment(benchmark, "2D.SmallCNN", ExperimentOptions(tensorboard=False), settings).run()
+    entry = Experiment(ExperimentSpec(benchmark, "2D.SmallCNN", ExperimentOptions(tensorboard=False)), settings).run()
     ids, targets, predictions, classes = read_predictions(
         tmp_path / entry["storage"]["run_dir"] / "predictions" / "test.csv"
     )

@@ -7,9 +7,12 @@ import json
 import pytest
 
 from medbench.benchmark import Benchmark
+from medbench.benchmark.options import ExperimentOptions
+from medbench.benchmark.spec import ExperimentSpec
 from medbench.errors import ConfigError
-from medbench.experiment import Experiment, ExperimentOptions
-from medbench.reevaluation import find_runs, reevaluate
+from medbench.experiment import Experiment
+from medbench.reevaluation import reevaluate
+from medbench.runs.saved_run import find_runs
 from medbench.settings import Settings
 from medbench.tracking.logs import EPOCH_REEVALUATION_LOG, REEVALUATION_LOG, ExperimentLog
 
@@ -19,7 +22,7 @@ BENCHMARK = Benchmark.from_name("demo_BCE_E3_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"
 
 
 def test_reevaluation_reproduces_the_logged_metrics_and_each_epoch_its_own(settings: Settings) -> None:
-    experiment = Experiment(BENCHMARK, options=ExperimentOptions(tensorboard=False), settings=settings)
+    experiment = Experiment(ExperimentSpec(BENCHMARK, options=ExperimentOptions(tensorboard=False)), settings)
     entry = experiment.run()
     [again] = reevaluate(settings, [entry["id"]], epochs=True, progress=False)
 
@@ -42,14 +45,16 @@ def test_reevaluation_reproduces_the_logged_metrics_and_each_epoch_its_own(setti
 
 def test_unknown_run_id_is_an_error(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="no saved run with id"):
-        find_runs(settings, ["20990101T000000Z-abcdef"])
+        find_runs(settings.models_dir, ["20990101T000000Z-abcdef"])
 
 
 def test_an_unfinished_run_still_gets_its_epochs_reevaluated(settings: Settings) -> None:
-    experiment = Experiment(BENCHMARK.with_(epochs=2), options=ExperimentOptions(tensorboard=False), settings=settings)
+    experiment = Experiment(
+        ExperimentSpec(BENCHMARK.with_(epochs=2), options=ExperimentOptions(tensorboard=False)), settings
+    )
     entry = experiment.run()
     (experiment.run_dir / "model.keras").unlink()  # as if the process died after its epochs
     assert reevaluate(settings, epochs=True, progress=False) == []
     assert [e["epoch_model"] for e in ExperimentLog(settings.logs_dir / EPOCH_REEVALUATION_LOG).read()] == [1, 2]
     assert not (settings.logs_dir / REEVALUATION_LOG).exists()
-    assert entry["id"] == find_runs(settings)[0].run_id
+    assert entry["id"] == find_runs(settings.models_dir)[0].run_id

@@ -106,10 +106,11 @@ def test_completed_run_is_skipped_unless_rerun(settings: Settings) -> None:
 def test_a_second_process_on_a_running_run_is_refused(settings: Settings) -> None:
     from filelock import FileLock
 
+    from medbench.benchmark.spec import ExperimentSpec
     from medbench.errors import ConfigError
     from medbench.experiment import Experiment
 
-    experiment = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", settings=settings)
+    experiment = Experiment(ExperimentSpec("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"), settings)
     experiment.folder.mkdir(parents=True)
     with FileLock(experiment.folder / f".{experiment.run_id}.lock"):  # flock: held per open file, as by another process
         with pytest.raises(ConfigError, match=f"run {experiment.run_id} is being run by another process"):

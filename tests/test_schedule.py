@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medbench.experiment import MONITOR, plateau_decays, should_stop_early
+from medbench.training.schedule import MONITOR, plateau_decays, should_stop_early
 
 # Keras takes the first value as the best even when it is NaN, after which nothing ever improves;
 # medbench lets the first defined value count instead (see test_undefined_first_epoch_does_not_poison_best),

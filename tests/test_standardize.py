@@ -7,13 +7,9 @@ import pytest
 import tensorflow as tf
 from keras.applications import imagenet_utils
 
-from medbench.architectures.standardize import (
-    STANDARDIZE_MODES,
-    check_mode,
-    standardize,
-    standardize_modes,
-)
+from medbench.architectures.info import STANDARDIZE_MODES, check_mode, standardize_modes
 from medbench.errors import ConfigError
+from medbench.pipeline.standardize import standardize
 
 
 @pytest.fixture

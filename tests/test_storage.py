@@ -363,11 +363,14 @@ def test_an_experiment_uploads_itself_and_a_pulled_copy_predicts_the_same(
 ) -> None:
     import numpy as np
 
-    from medbench.experiment import Experiment, prepare_data, read_predictions
+    from medbench.benchmark.spec import ExperimentSpec
+    from medbench.experiment import Experiment
+    from medbench.experiment_data import prepare_data
     from medbench.prediction import predict_images, resolve_run
+    from medbench.runs.predictions import read_predictions
 
     settings = replace(settings, gcs_bucket=BUCKET, gcs_prefix=PREFIX)
-    experiment = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", settings=settings)
+    experiment = Experiment(ExperimentSpec("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"), settings)
     entry = experiment.run()
     remote = entry["storage"]["remote"]
     assert remote and remote.startswith(f"gs://{BUCKET}/{PREFIX}/runs/{experiment.name}/{experiment.run_id}")
@@ -379,7 +382,7 @@ def test_an_experiment_uploads_itself_and_a_pulled_copy_predicts_the_same(
     elsewhere = replace(settings, models_dir=tmp_path / "other-models")
     pulled = resolve_run(entry["id"], elsewhere)
     assert pulled.run_dir == elsewhere.models_dir / experiment.name / experiment.run_id
-    data = prepare_data(experiment.benchmark, experiment.options, settings)
+    data = prepare_data(experiment.spec, settings.data_dir)
     ids, _, stored, classes = read_predictions(experiment.run_dir / "predictions" / "test.csv")
     frame = predict_images(pulled, data.test.paths[:4], elsewhere)
     np.testing.assert_allclose(frame[list(classes)].to_numpy(), stored[:4], atol=1e-5)
@@ -389,10 +392,11 @@ def test_an_experiment_uploads_itself_and_a_pulled_copy_predicts_the_same(
 def test_an_experiment_with_the_bucket_down_completes_and_sync_sends_it_later(
     settings: Settings, emulator: StorageEmulator
 ) -> None:
+    from medbench.benchmark.spec import ExperimentSpec
     from medbench.experiment import Experiment
 
     settings = replace(settings, gcs_bucket=BUCKET, gcs_prefix=PREFIX)
-    entry = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", settings=settings).run()
+    entry = Experiment(ExperimentSpec("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"), settings).run()
     assert entry["status"] == "completed" and entry["storage"]["remote"] is None
     assert [path.stem for path in settings.outbox_dir.glob("*.json")] == [entry["id"]]
     emulator.start()

@@ -11,9 +11,11 @@ import textwrap
 import pytest
 from cli_process import medbench_env
 
+from medbench.benchmark.options import ExperimentOptions
 from medbench.errors import ConfigError
-from medbench.experiment import ExperimentOptions, distribution_strategy, is_chief, multiworker_run_id
+from medbench.runs.run_id import is_chief, multiworker_run_id
 from medbench.settings import Settings
+from medbench.training.distribution import distribution_strategy
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +27,14 @@ SCRIPT = textwrap.dedent(
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from medbench.experiment import Experiment, ExperimentOptions, distribution_strategy
+    from medbench.benchmark import ExperimentOptions, ExperimentSpec
+    from medbench.experiment import Experiment
     from medbench.settings import Settings
+    from medbench.training.distribution import distribution_strategy
     strategy = sys.argv[2]
-    replicas = distribution_strategy(strategy).num_replicas_in_sync
-    entry = Experiment(sys.argv[1], options=ExperimentOptions(strategy=strategy), settings=Settings.from_env()).run()
+    replicas = distribution_strategy(strategy, Settings.from_env().tf_config).num_replicas_in_sync
+    spec = ExperimentSpec(sys.argv[1], options=ExperimentOptions(strategy=strategy))
+    entry = Experiment(spec, Settings.from_env()).run()
     print(json.dumps({"replicas": replicas, "entry": entry}))
     """
 )
@@ -88,23 +93,26 @@ def test_unknown_strategy_is_rejected() -> None:
 def test_only_the_chief_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = {"worker": ["a:1", "b:1"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
-    first = multiworker_run_id("SmallCNN_x")
-    assert is_chief()
+    first = multiworker_run_id("SmallCNN_x", Settings.from_env().tf_config)
+    assert is_chief(Settings.from_env().tf_config)
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
-    assert not is_chief()
-    assert multiworker_run_id("SmallCNN_x") == first, "all workers must agree on the run id"
+    assert not is_chief(Settings.from_env().tf_config)
+    assert multiworker_run_id("SmallCNN_x", Settings.from_env().tf_config) == first, (
+        "all workers must agree on the run id"
+    )
     with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": with_chief, "task": {"type": "worker", "index": 0}}))
-    assert not is_chief()
+    assert not is_chief(Settings.from_env().tf_config)
 
 
 def test_mixed_precision_and_xla_train_and_leave_the_global_policy_alone(settings: Settings) -> None:
     import keras
 
+    from medbench.benchmark.spec import ExperimentSpec
     from medbench.experiment import Experiment
 
     options = ExperimentOptions(mixed_precision="mixed_bfloat16", jit_compile=True, tensorboard=False)
-    experiment = Experiment("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", options=options, settings=settings)
+    experiment = Experiment(ExperimentSpec("demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", options=options), settings)
     entry = experiment.run()
     assert entry["status"] == "completed" and entry["val"]["macro"]["auroc"] is not None
     assert keras.config.dtype_policy().name == "float32"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from medbench.metrics.classification import MetricInputError, UndefinedMetricError, evaluate_predictions
+from medbench.errors import MetricInputError, UndefinedMetricError
+from medbench.metrics.classification import evaluate_predictions
 from medbench.metrics.thresholds import choose_threshold, choose_thresholds, operating_point, roc_points
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medbench.data.transforms import compose, parse_transform
 from medbench.errors import BenchmarkNameError
+from medbench.preprocessing.transforms import IMPLEMENTATIONS, compose, parse_transform, unsharp_mask
 
 
 @pytest.fixture
@@ -22,7 +22,10 @@ def high_frequency(image: np.ndarray) -> float:
 
 def test_unsharp_mask_adds_detail_and_radius_zero_is_identity(image: np.ndarray) -> None:
     assert high_frequency(parse_transform("sharp21")(image)) > high_frequency(image)
-    np.testing.assert_array_equal(parse_transform("sharp01")(image), image)
+    np.testing.assert_array_equal(unsharp_mask(image, radius=0, amount=1), image)
+    # A transformation that changes nothing cannot be what a benchmark meant: its token is refused.
+    with pytest.raises(BenchmarkNameError, match=r"'sharp01': radius 0 is out of range; expected sharpRA"):
+        parse_transform("sharp01")
 
 
 def test_equalisation_spreads_the_histogram(image: np.ndarray) -> None:
@@ -144,3 +147,9 @@ def test_blur_then_sharpen_differs_from_sharpen_then_blur() -> None:
     assert np.abs(blur_first.astype(int) - sharpen_first.astype(int)).max() > 5
     np.testing.assert_array_equal(blur_first, parse_transform("sharp21")(parse_transform("blur3")(edge)))
     np.testing.assert_array_equal(compose([])(edge), edge)
+
+
+def test_every_form_of_the_vocabulary_has_an_implementation() -> None:
+    from medbench.benchmark.vocabulary import TRANSFORMS
+
+    assert set(IMPLEMENTATIONS) == set(TRANSFORMS)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from medbench.benchmark.options import ExperimentOptions
+from medbench.benchmark.spec import ExperimentSpec
 from medbench.errors import ImageError
-from medbench.experiment import Experiment, ExperimentOptions
+from medbench.experiment import Experiment
 from medbench.settings import Settings
 
 BENCHMARK = "demo_BCE_E1_B16_C0_N5_D32_DS701515_1LR3_LF5_Adam"
@@ -36,7 +38,7 @@ def broken_settings(settings: Settings, tmp_path: Path) -> tuple[Settings, list[
 def test_unreadable_images_stop_the_run_with_one_list(broken_settings: tuple[Settings, list[str]]) -> None:
     settings, broken = broken_settings
     with pytest.raises(ImageError) as caught:
-        Experiment(BENCHMARK, settings=settings).run()
+        Experiment(ExperimentSpec(BENCHMARK), settings).run()
     message = str(caught.value)
     assert message.startswith("3 image(s) cannot be read")
     for path in broken:
@@ -46,7 +48,7 @@ def test_unreadable_images_stop_the_run_with_one_list(broken_settings: tuple[Set
 
 def test_skip_unreadable_runs_without_them(broken_settings: tuple[Settings, list[str]]) -> None:
     settings, broken = broken_settings
-    experiment = Experiment(BENCHMARK, options=ExperimentOptions(skip_unreadable=True), settings=settings)
+    experiment = Experiment(ExperimentSpec(BENCHMARK, options=ExperimentOptions(skip_unreadable=True)), settings)
     entry = experiment.run()
     assert entry["status"] == "completed"
     config = json.loads((experiment.run_dir / "config.json").read_text())

@@ -1,7 +1,7 @@
 """medbench: benchmarks with reversible names, NaN-masked metrics, batch runs and re-evaluation.
 
-Light objects import eagerly; the ones that need TensorFlow load on first use, so that
-`import medbench` (and `medbench --help`) stays fast.
+Light objects import eagerly; the ones that need TensorFlow (or the dataset tables) load on first use,
+so that `import medbench` (and `medbench --help`) stays fast.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from medbench.benchmark import UNCERTAINTY_PRESETS, Benchmark, UncertaintyPreset
+from medbench.benchmark.benchmark import Benchmark
+from medbench.benchmark.options import ExperimentOptions
+from medbench.data.label_policy import UNCERTAINTY_PRESETS, UncertaintyPreset
 from medbench.errors import (
     BenchmarkNameError,
     ConfigError,
@@ -17,6 +19,7 @@ from medbench.errors import (
     ImageError,
     LabelPolicyError,
     MedbenchError,
+    RegistryError,
     StorageError,
     WeightsNotFoundError,
 )
@@ -25,33 +28,42 @@ from medbench.settings import Settings
 __version__ = "0.1.0"
 
 _LAZY = {
-    "grid": "medbench.benchmarks",
-    "PREDEFINED": "medbench.benchmarks",
+    "ExperimentSpec": "medbench.benchmark.spec",
+    "grid": "medbench.benchmark.predefined",
+    "PREDEFINED": "medbench.benchmark.predefined",
     "DatasetSpec": "medbench.data.datasets",
     "get_dataset": "medbench.data.datasets",
     "register_dataset": "medbench.data.datasets",
     "load_dataset": "medbench.data.datasets",
     "split_by_patient": "medbench.data.splits",
-    "encode_labels": "medbench.data.labels",
-    "upsample_indices": "medbench.data.labels",
-    "write_demo_dataset": "medbench.data.demo",
-    "PipelineConfig": "medbench.data.pipeline",
-    "training_dataset": "medbench.data.pipeline",
-    "evaluation_dataset": "medbench.data.pipeline",
+    "encode_labels": "medbench.data.label_policy",
+    "upsample_indices": "medbench.data.label_policy",
+    "write_demo_dataset": "medbench.demo",
+    "PipelineConfig": "medbench.pipeline.config",
+    "training_dataset": "medbench.pipeline.dataset",
+    "evaluation_dataset": "medbench.pipeline.dataset",
     "PreprocessParams": "medbench.preprocessing.params",
     "preprocess_image": "medbench.preprocessing.params",
     "ImageCache": "medbench.preprocessing.cache",
     "build_cache": "medbench.preprocessing.cache",
+    "build_benchmark_cache": "medbench.preprocessing.dataset_cache",
     "crop_lung_field": "medbench.preprocessing.crop",
     "SimpleBaseArchitecture": "medbench.architectures.base",
     "get_architecture": "medbench.architectures.registry",
+    "register_architecture": "medbench.architectures.registry",
     "architecture_names": "medbench.architectures.registry",
     "evaluate_predictions": "medbench.metrics.classification",
     "MetricsReport": "medbench.metrics.classification",
-    "compute_class_weights": "medbench.metrics.class_weights",
-    "make_loss": "medbench.metrics.losses",
+    "choose_thresholds": "medbench.metrics.thresholds",
+    "compute_class_weights": "medbench.losses.class_weights",
+    "make_loss": "medbench.losses.masked_crossentropy",
+    "ExperimentData": "medbench.experiment_data",
+    "prepare_data": "medbench.experiment_data",
+    "RunDir": "medbench.runs.run_dir",
+    "SavedRun": "medbench.runs.saved_run",
+    "find_runs": "medbench.runs.saved_run",
+    "read_predictions": "medbench.runs.predictions",
     "Experiment": "medbench.experiment",
-    "ExperimentOptions": "medbench.experiment",
     "load_batch": "medbench.experiment_exec",
     "run_batch": "medbench.experiment_exec",
     "reevaluate": "medbench.reevaluation",
@@ -62,7 +74,6 @@ _LAZY = {
     "enqueue_run": "medbench.tracking.storage",
     "sync": "medbench.tracking.storage",
     "pull": "medbench.tracking.storage",
-    "choose_thresholds": "medbench.metrics.thresholds",
     "leaderboard": "medbench.leaderboard",
 }
 
@@ -71,14 +82,16 @@ __all__ = [
     "BenchmarkNameError",
     "ConfigError",
     "DatasetError",
+    "ExperimentOptions",
     "ImageError",
     "LabelPolicyError",
     "MedbenchError",
+    "RegistryError",
     "Settings",
+    "StorageError",
     "UNCERTAINTY_PRESETS",
     "UncertaintyPreset",
     "WeightsNotFoundError",
-    "StorageError",
     "__version__",
     *_LAZY,
 ]

@@ -1,14 +1,16 @@
-"""Atomic file writes: a temporary sibling, fsync, rename, fsync of the folder.
+"""Atomic file writes — the one writer every file of medbench goes through, models included.
 
-A process killed at any moment (or a full disk) leaves either the old file or the new one, never a
-torn one; the temporary file is `.<name>.<random>.tmp` beside the target, removed on failure, and
-recognisable for clean-up after a SIGKILL.
+A temporary sibling, fsync, rename, fsync of the folder: a process killed at any moment (or a full
+disk) leaves either the old file or the new one, never a torn one. The temporary file is
+`.<name>.<random>.tmp` beside the target (`.<name>.<random>.tmp<suffix>` for writers that need the
+suffix, such as Keras' `.keras` files), removed on failure and recognisable for clean-up after a SIGKILL.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -58,10 +60,33 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
     fsync_folder(path.parent)
 
 
+def write_saved_atomic(path: str | os.PathLike[str], save: Callable[[Path], Any]) -> None:
+    """Create or replace `path` with the file `save(temporary path)` writes, atomically.
+
+    For writers that take a file name instead of a stream (``model.save``); the temporary path keeps
+    the target's suffix, which Keras requires.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}{path.suffix}")
+    try:
+        save(temp)
+        fsync_file(temp)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` atomically."""
+    write_atomic(path, lambda stream: stream.write(data))
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write JSON (indented, no NaN) atomically."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    write_atomic(path, lambda stream: stream.write(text.encode("utf-8")))
+    write_bytes_atomic(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
 
 def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:

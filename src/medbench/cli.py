@@ -1,4 +1,8 @@
-"""`medbench` command line: mirrors the Python API (exec, reevaluate, validate, demo-data, …)."""
+"""`medbench` command line: mirrors the Python API (exec, reevaluate, validate, demo-data, …).
+
+Each command imports what it needs when it runs, so `--help`, `exec --dry-run`, `inspect`, `list` and
+`leaderboard` never start TensorFlow. Log lines go through tqdm, so they never garble a progress bar.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from medbench.benchmark.options import ExperimentOptions, parse_assignment
+from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, STRATEGIES
 from medbench.errors import MedbenchError
 
 logger = logging.getLogger("medbench")
@@ -22,15 +31,13 @@ def _settings():
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from medbench.benchmark import Benchmark
-    from medbench.experiment_exec import BatchItem, load_batch, parse_shard, run_batch, shard
+    from medbench.benchmark.spec import ExperimentSpec
+    from medbench.experiment_exec import load_batch, parse_shard, run_batch, shard
 
-    if bool(args.batch) == bool(args.benchmark):
-        raise MedbenchError("give either --batch FILE or one BENCHMARK name")
     if args.batch:
         items = load_batch(args.batch)
     else:
-        items = [BatchItem(Benchmark.from_name(args.benchmark), args.architecture, {})]
+        items = [ExperimentSpec(args.benchmark, args.architecture).check()]
     if args.shard is not None:
         index, count = parse_shard(args.shard)
         total, items = len(items), shard(items, index, count)
@@ -41,15 +48,32 @@ def cmd_exec(args: argparse.Namespace) -> int:
         for item in items:
             print(item.name)
         return 0
-    overrides = {"strategy": args.strategy} if args.strategy else {}
-    if args.skip_unreadable:
-        overrides["skip_unreadable"] = True
-    results = run_batch(items, _settings(), rerun=args.rerun, options=overrides)
+    results = run_batch(items, _settings(), rerun=args.rerun, options=_option_overrides(args))
     failed = [entry for entry in results if entry.get("status") == "failed"]
     for entry in results:
         status = "skipped" if entry.get("skipped") else entry["status"]
         print(f"{status:9s} {entry['id']}  {entry['name']}")
     return 1 if failed else 0
+
+
+def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--option key=value pairs, --strategy and --skip-unreadable, for every experiment of the run."""
+    overrides = dict(args.option or [])
+    if args.strategy:
+        overrides["strategy"] = args.strategy
+    if args.skip_unreadable:
+        overrides["skip_unreadable"] = True
+    return overrides
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """argparse type of --option: a known key with a value of its type."""
+    try:
+        key, value = parse_assignment(text)
+        ExperimentOptions.from_dict({key: value})
+    except MedbenchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return key, value
 
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
@@ -132,7 +156,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from medbench.data.demo import write_demo_dataset
+    from medbench.demo import write_demo_dataset
 
     out = Path(args.out) if args.out else _settings().data_dir / "demo"
     root = write_demo_dataset(
@@ -156,14 +180,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from medbench.benchmark import Benchmark
 
-    benchmark = Benchmark.from_name(args.name)
+    benchmark = Benchmark.from_name(args.name, legacy=args.legacy)
     print(json.dumps(benchmark.to_dict(), indent=2))
     return 0
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from medbench.benchmark import Benchmark
-    from medbench.preprocessing.cache import build_benchmark_cache
+    from medbench.preprocessing.dataset_cache import build_benchmark_cache
 
     cache = build_benchmark_cache(
         Benchmark.from_name(args.benchmark), _settings(), workers=args.workers, strict=args.strict
@@ -184,7 +208,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         names = dataset_names()
     else:
-        from medbench.benchmarks import PREDEFINED
+        from medbench.benchmark.predefined import PREDEFINED
 
         names = tuple(PREDEFINED)
     print("\n".join(names))
@@ -199,19 +223,31 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("exec", help="run one benchmark or a batch of experiments")
     run.add_argument("benchmark", nargs="?", help="a benchmark name (instead of --batch)")
     run.add_argument("--batch", help="YAML or CSV batch file")
-    run.add_argument("--architecture", default="2D.SmallCNN", help="registry key for a single benchmark")
+    run.add_argument(
+        "--architecture",
+        default=DEFAULT_ARCHITECTURE,
+        help=f"registry key for a single benchmark ({DEFAULT_ARCHITECTURE})",
+    )
+    run.add_argument(
+        "--option",
+        action="append",
+        type=_option,
+        metavar="KEY=VALUE",
+        help="an ExperimentOptions field for every experiment, as in a batch file's options: (repeatable), "
+        f"e.g. max_train_samples=400; keys: {', '.join(ExperimentOptions.keys())}",
+    )
     run.add_argument("--dry-run", action="store_true", help="print the experiment names and stop")
     run.add_argument("--shard", help="run only shard i of n (i/n, from 0): every n-th experiment from i")
     run.add_argument(
         "--rerun", action="store_true", help="start new runs even where a completed run exists (default: skip it)"
     )
     run.add_argument(
-        "--strategy", choices=("default", "mirrored", "multiworker"), help="tf.distribute strategy for every run"
+        "--strategy", choices=STRATEGIES, help="tf.distribute strategy for every run (--option strategy=…)"
     )
     run.add_argument(
         "--skip-unreadable", action="store_true", help="leave out unreadable images instead of stopping (listed)"
     )
-    run.set_defaults(func=cmd_exec)
+    run.set_defaults(func=cmd_exec, check=_check_exec)
 
     again = commands.add_parser("reevaluate", help="recompute metrics of saved runs (and of every epoch)")
     again.add_argument("--run", action="append", help="run id (repeatable; default all saved runs)")
@@ -259,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = commands.add_parser("inspect", help="parse a benchmark name and print its fields")
     inspect.add_argument("name")
+    inspect.add_argument(
+        "--legacy", action="store_true", help="read the original platform's spellings too (Chexpert_…, Uones, LR4, …)"
+    )
     inspect.set_defaults(func=cmd_inspect)
 
     prep = commands.add_parser("preprocess", help="build (or reuse) the preprocessing cache of a benchmark's dataset")
@@ -273,15 +312,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_exec(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if bool(args.batch) == bool(args.benchmark):
+        parser.error("give either --batch FILE or one BENCHMARK name")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "check", None) is not None:
+        args.check(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.func(args)
+        with logging_redirect_tqdm():
+            return args.func(args)
     except MedbenchError as error:
         print(f"medbench: error: {error}", file=sys.stderr)
         return 2

@@ -49,3 +49,23 @@ class ConfigError(MedbenchError, ValueError):
 
 class StorageError(MedbenchError, OSError):
     """Files could not be written or fetched: a full disk, a read-only folder, an unreachable bucket."""
+
+
+class RegistryError(ConfigError, DatasetError):
+    """A name that no registry entry answers to, or a registration that clashes with another entry.
+
+    One type for the dataset and the architecture registries; it is both a `ConfigError` (a name in a
+    batch or option) and a `DatasetError` (an unknown dataset), so callers catching either still do.
+    """
+
+
+class LogCorruptError(MedbenchError):
+    """A log file that is not a JSON list of entries."""
+
+
+class MetricInputError(MedbenchError, ValueError):
+    """Targets, predictions, class names or thresholds that cannot be evaluated as given."""
+
+
+class UndefinedMetricError(MetricInputError):
+    """A metric asked for on data where it has no value (e.g. AUROC without any positive label)."""

@@ -12,6 +12,9 @@ YAML batch::
       vary: {loss: [BCE, WBCE], batch_size: [16, 32]}
 
 CSV batch: one row per experiment with a `benchmark` column (a name) and an optional `architecture`.
+
+Every entry becomes an `ExperimentSpec` and is checked (`ExperimentSpec.check`) when the batch
+loads, so a dry run finds what a run would fail on; nothing here imports TensorFlow until a batch runs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import csv
 import logging
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,31 +31,16 @@ import yaml
 from tqdm.auto import tqdm
 
 from medbench.architectures.registry import get_architecture
-from medbench.benchmark import Benchmark
-from medbench.benchmarks import grid
-from medbench.data.datasets import get_dataset
-from medbench.data.labels import uncertain_targets
+from medbench.benchmark.benchmark import Benchmark
+from medbench.benchmark.options import ExperimentOptions
+from medbench.benchmark.predefined import grid
+from medbench.benchmark.spec import ExperimentSpec
+from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE
 from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError, StorageError
-from medbench.experiment import experiment_name
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, ExperimentLog
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_ARCHITECTURE = "2D.SmallCNN"
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One experiment of a batch: a benchmark, an architecture and its options."""
-
-    benchmark: Benchmark
-    architecture: str
-    options: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return experiment_name(self.benchmark, self.architecture)
 
 
 def _benchmark(value: Any, where: str) -> Benchmark:
@@ -67,14 +54,6 @@ def _benchmark(value: Any, where: str) -> Benchmark:
     raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {value!r}")
 
 
-def check_benchmark(benchmark: Benchmark, where: str) -> None:
-    """Fail before anything runs when the dataset, its label set or the uncertainty preset do not fit."""
-    try:
-        uncertain_targets(benchmark.uncertainty, get_dataset(benchmark.dataset).classes_for(benchmark.n_classes))
-    except MedbenchError as error:
-        raise ConfigError(f"{where}: {benchmark.name}: {error}") from None
-
-
 def _architectures(value: Any, where: str) -> list[str]:
     names = [value] if isinstance(value, str) else list(value or [DEFAULT_ARCHITECTURE])
     for name in names:
@@ -85,7 +64,7 @@ def _architectures(value: Any, where: str) -> list[str]:
     return names
 
 
-def load_batch(path: str | Path) -> list[BatchItem]:
+def load_batch(path: str | Path) -> list[ExperimentSpec]:
     """Expand a batch file into its experiments, in file order; errors name the file and entry."""
     path = Path(path)
     if path.is_dir():
@@ -104,11 +83,14 @@ def load_batch(path: str | Path) -> list[BatchItem]:
     if not items:
         raise ConfigError(f"{path}: the batch holds no experiments (an empty file, or grids that expand to nothing)")
     for item in items:
-        check_benchmark(item.benchmark, str(path))
+        try:
+            item.check()
+        except MedbenchError as error:
+            raise ConfigError(f"{path}: {error}") from None
     return items
 
 
-def _load_yaml_batch(path: Path) -> list[BatchItem]:
+def _load_yaml_batch(path: Path) -> list[ExperimentSpec]:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as error:
@@ -124,7 +106,7 @@ def _load_yaml_batch(path: Path) -> list[BatchItem]:
     options = spec.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: options: expected a mapping of ExperimentOptions fields")
-    _check_options(options, f"{path}: options")
+    checked = _options(options, f"{path}: options")
     benchmarks = [_benchmark(entry, f"{path}: benchmarks[{i}]") for i, entry in enumerate(spec.get("benchmarks") or [])]
     grids = spec.get("grid") or []
     for index, entry in enumerate(grids if isinstance(grids, list) else [grids]):
@@ -144,10 +126,10 @@ def _load_yaml_batch(path: Path) -> list[BatchItem]:
             benchmarks += grid(_benchmark(entry["base"], f"{where}: base"), **vary)
         except (BenchmarkNameError, TypeError) as error:
             raise ConfigError(f"{where}: {error}") from None
-    return [BatchItem(b, arch, dict(options)) for b in benchmarks for arch in architectures]
+    return [ExperimentSpec(b, arch, checked) for b in benchmarks for arch in architectures]
 
 
-def _load_csv_batch(path: Path) -> list[BatchItem]:
+def _load_csv_batch(path: Path) -> list[ExperimentSpec]:
     with path.open(newline="", encoding="utf-8-sig") as stream:
         rows = list(csv.DictReader(stream))
         header = rows[0].keys() if rows else []
@@ -160,19 +142,17 @@ def _load_csv_batch(path: Path) -> list[BatchItem]:
         where = f"{path}: row {number}"
         architecture = _architectures((row.get("architecture") or "").strip() or None, where)[0]
         items.append(
-            BatchItem(
-                _benchmark((row.get("benchmark") or "").strip(), f"{where}, column 'benchmark'"), architecture, {}
+            ExperimentSpec(
+                _benchmark((row.get("benchmark") or "").strip(), f"{where}, column 'benchmark'"), architecture
             )
         )
     return items
 
 
-def _check_options(options: dict[str, Any], where: str) -> None:
+def _options(options: dict[str, Any], where: str) -> ExperimentOptions:
     """Fail at load time, not once per experiment, on an unknown or malformed ExperimentOptions field."""
-    from medbench.experiment import ExperimentOptions
-
     try:
-        ExperimentOptions.from_dict(options)
+        return ExperimentOptions.from_dict(options)
     except MedbenchError as error:
         raise ConfigError(f"{where}: {error}") from None
     except (TypeError, ValueError) as error:
@@ -195,13 +175,13 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def shard(items: Sequence[BatchItem], index: int, count: int) -> list[BatchItem]:
+def shard(items: Sequence[ExperimentSpec], index: int, count: int) -> list[ExperimentSpec]:
     """The deterministic share of shard `index` of `count`: every count-th item from `index`."""
     return list(items[index::count])
 
 
 def run_batch(
-    items: Sequence[BatchItem],
+    items: Sequence[ExperimentSpec],
     settings: Settings | None = None,
     *,
     progress: bool = True,
@@ -210,23 +190,18 @@ def run_batch(
 ) -> list[dict[str, Any]]:
     """Run each experiment; a failure is logged to the failed-experiment log and the batch goes on.
 
-    An unfinished run of the same experiment is resumed and a completed one is skipped (its
-    result returned with `"skipped": True`) unless `rerun`. `options` override every item's
-    options (e.g. the strategy). A full disk or unwritable folder stops the whole batch, since
-    every later experiment would fail the same way.
+    An unfinished run of the same spec is resumed and a completed one is skipped (its result returned
+    with `"skipped": True`) unless `rerun`. `options` override every spec's options (e.g. the
+    strategy). A full disk or unwritable folder stops the whole batch, since every later experiment
+    would fail the same way.
     """
-    from medbench.experiment import Experiment, ExperimentOptions
+    from medbench.experiment import Experiment
 
     settings = settings or Settings.from_env()
     results = []
     for item in tqdm(items, desc="experiments", unit="exp", disable=not progress):
         try:
-            experiment = Experiment(
-                item.benchmark,
-                item.architecture,
-                ExperimentOptions.from_dict({**item.options, **(options or {})}),
-                settings,
-            )
+            experiment = Experiment(item.with_options(**(options or {})), settings)
         except MedbenchError as error:
             results.append(_record_failure(item, None, error, settings))
             continue
@@ -239,7 +214,7 @@ def run_batch(
     return results
 
 
-def _record_failure(item: BatchItem, run_id: str | None, error: Exception, settings: Settings) -> dict[str, Any]:
+def _record_failure(item: ExperimentSpec, run_id: str | None, error: Exception, settings: Settings) -> dict[str, Any]:
     logger.error("experiment %s failed: %s", item.name, error)
     entry = {
         "id": run_id or f"failed-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}",

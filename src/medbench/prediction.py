@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,19 +11,23 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from medbench.data.images import unreadable_images_error, verify_images
-from medbench.data.pipeline import standardize_images
 from medbench.errors import ConfigError
+from medbench.pipeline.config import PipelineConfig
+from medbench.pipeline.standardize import standardize_images
+from medbench.preprocessing.dataset_cache import benchmark_params
 from medbench.preprocessing.params import PreprocessParams, preprocess_image
-from medbench.reevaluation import SavedRun, find_runs
+from medbench.runs.run_dir import RunDir
+from medbench.runs.saved_run import SavedRun
 from medbench.settings import Settings
+from medbench.tracking.storage import find_or_pull_runs
 
 
 def resolve_run(run: str | Path, settings: Settings) -> SavedRun:
     """A run by folder (holding config.json) or by run id (pulled from MEDBENCH_GCS_BUCKET when not local)."""
-    folder = Path(run)
-    if (folder / "config.json").is_file():
-        return SavedRun(folder, json.loads((folder / "config.json").read_text(encoding="utf-8")))
-    return find_runs(settings, [str(run)])[0]
+    folder = RunDir(Path(run))
+    if folder.has_config():
+        return SavedRun.load(folder)
+    return find_or_pull_runs(settings, [str(run)])[0]
 
 
 def predict_images(
@@ -41,18 +44,16 @@ def predict_images(
     problems = verify_images(files)
     if problems:
         raise unreadable_images_error(problems)
-    model_path = run.run_dir / "model.keras"
-    if not model_path.is_file():
-        raise ConfigError(f"{run.run_dir}: no model.keras (the run did not finish)")
-    experiment = run.experiment(settings)
+    if not run.run_dir.model_path.is_file():
+        raise ConfigError(f"{run.run_dir.path}: no model.keras (the run did not finish)")
     stored = run.config.get("preprocessing")
-    params = PreprocessParams.from_dict(stored) if stored else experiment.preprocess_params()
-    config = experiment.pipeline_config(training=False)
-    model = keras.models.load_model(model_path, compile=False)
+    params = PreprocessParams.from_dict(stored) if stored else benchmark_params(run.spec.benchmark)
+    config = PipelineConfig.for_spec(run.spec)
+    model = keras.models.load_model(run.run_dir.model_path, compile=False)
     predictions = []
     for start in tqdm(range(0, len(files), batch_size), desc="predict", unit="batch", leave=False):
         images = np.stack([preprocess_image(path, params) for path in files[start : start + batch_size]])
         predictions.append(np.asarray(model.predict_on_batch(standardize_images(images, config)), dtype=np.float64))
-    frame = pd.DataFrame(np.concatenate(predictions), columns=list(run.config["classes"]))
+    frame = pd.DataFrame(np.concatenate(predictions), columns=list(run.classes))
     frame.insert(0, "image", files)
     return frame

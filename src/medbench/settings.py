@@ -1,12 +1,20 @@
-"""Where medbench reads and writes: folders and options taken from the environment (and `.env`)."""
+"""Where medbench reads and writes, and every environment variable it reads: the only reader of env and `.env`.
+
+`Settings.from_env` takes the MEDBENCH_* folders and the bucket from the process environment, falling
+back to `<root>/.env`. The Google Cloud variables are read the same way but when they are used (so a
+`.env` can point at an emulator and a changed credential counts at once); TF_CONFIG is read from the
+process environment only, since TensorFlow reads it there itself.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 ENV_FILE = ".env"
+ROOT_ENV = "MEDBENCH_ROOT"
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -26,9 +34,25 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def project_root(start: str | Path | None = None) -> Path:
+    """MEDBENCH_ROOT when set, else the nearest folder at or above `start` (default: the working
+    directory) holding the medbench checkout (pyproject.toml beside src/medbench), else `start`.
+
+    A notebook runs with its own folder as working directory, so this finds the repository's
+    data/, models/ and logs/ from `notebooks/` too.
+    """
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).expanduser().resolve()
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "src" / "medbench").is_dir():
+            return folder
+    return here
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Project folders. Relative paths are resolved against `root`."""
+    """Project folders and the bucket. Relative paths are resolved against `root`."""
 
     root: Path
     data_dir: Path
@@ -49,11 +73,35 @@ class Settings:
         """Uploads waiting for the bucket; under logs/ so it survives a container restart."""
         return self.logs_dir / "outbox"
 
+    def variable(self, key: str) -> str | None:
+        """An environment variable, else its value in `<root>/.env`; read now, so later changes count."""
+        return os.environ.get(key) or _read_env_file(self.root / ENV_FILE).get(key) or None
+
+    @property
+    def gcs_emulator_host(self) -> str | None:
+        """STORAGE_EMULATOR_HOST: a storage emulator to use instead of Google's API (anonymous)."""
+        return self.variable("STORAGE_EMULATOR_HOST")
+
+    @property
+    def gcs_credentials_file(self) -> str | None:
+        """GOOGLE_APPLICATION_CREDENTIALS: a service-account key file."""
+        return self.variable("GOOGLE_APPLICATION_CREDENTIALS")
+
+    @property
+    def gcp_project(self) -> str | None:
+        """GOOGLE_CLOUD_PROJECT: the project of the storage client."""
+        return self.variable("GOOGLE_CLOUD_PROJECT")
+
+    @property
+    def tf_config(self) -> str | None:
+        """TF_CONFIG: the multi-worker cluster and this worker's task (JSON), from the process environment."""
+        return os.environ.get("TF_CONFIG") or None
+
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> Settings:
-        """Read MEDBENCH_* variables from the process environment, falling back to `<root>/.env`."""
-        base = Path(root if root is not None else os.environ.get("MEDBENCH_ROOT", ".")).resolve()
-        env = {**_read_env_file(base / ENV_FILE), **os.environ}
+        """Read the environment, falling back to `<root>/.env` (root: argument, MEDBENCH_ROOT or '.')."""
+        base = Path(root if root is not None else os.environ.get(ROOT_ENV, ".")).resolve()
+        env: Mapping[str, str] = {**_read_env_file(base / ENV_FILE), **os.environ}
 
         def folder(key: str, default: str) -> Path:
             path = Path(env.get(key) or default).expanduser()
@@ -69,3 +117,8 @@ class Settings:
             gcs_bucket=env.get("MEDBENCH_GCS_BUCKET") or None,
             gcs_prefix=(env.get("MEDBENCH_GCS_PREFIX") or "").strip("/"),
         )
+
+    @classmethod
+    def for_project(cls, start: str | Path | None = None) -> Settings:
+        """`from_env` rooted at `project_root(start)`: the checkout's folders, from a notebook too."""
+        return cls.from_env(project_root(start))

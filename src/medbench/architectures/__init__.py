@@ -1,21 +1,37 @@
-"""Backbones and the classification head: registry, SimpleBaseArchitecture, standardization."""
+"""Backbones and the classification head: the registry, its families, SimpleBaseArchitecture, weights.
 
-from medbench.architectures.base import SimpleBaseArchitecture
-from medbench.architectures.head import classifier_head
-from medbench.architectures.registry import (
-    ArchitectureInfo,
-    architecture_names,
-    get_architecture,
-    register_architecture,
-)
-from medbench.architectures.standardize import standardize
+Modules: `info` (ArchitectureInfo, the registry's record, and the standardize modes), `registry`
+(lookup and registration), one module per family that registers itself when imported (`densenet`,
+`resnet`, `inception`, `efficientnet`, `mobilenet`, `vgg`, `small_cnn`), `keras_application` (their
+shared Keras builder), `head` (the classifier head), `base` (SimpleBaseArchitecture) and `weights`
+(local-only pretrained weights). Importing this package registers every family without importing
+TensorFlow; `SimpleBaseArchitecture` and `classifier_head` load Keras on first use.
+"""
+
+from typing import Any
+
+from medbench.architectures import densenet, efficientnet, inception, mobilenet, resnet, small_cnn, vgg  # noqa: F401
+from medbench.architectures.info import ArchitectureInfo
+from medbench.architectures.registry import ARCHITECTURES, architecture_names, get_architecture, register_architecture
 
 __all__ = [
+    "ARCHITECTURES",
     "ArchitectureInfo",
     "SimpleBaseArchitecture",
     "architecture_names",
     "classifier_head",
     "get_architecture",
     "register_architecture",
-    "standardize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SimpleBaseArchitecture":
+        from medbench.architectures.base import SimpleBaseArchitecture
+
+        return SimpleBaseArchitecture
+    if name == "classifier_head":
+        from medbench.architectures.head import classifier_head
+
+        return classifier_head
+    raise AttributeError(f"module 'medbench.architectures' has no attribute {name!r}")

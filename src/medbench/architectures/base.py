@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 
 from medbench.architectures.head import classifier_head
-from medbench.architectures.registry import BACKBONE_NAME, ArchitectureInfo, get_architecture
+from medbench.architectures.info import BACKBONE_NAME, ArchitectureInfo
+from medbench.architectures.registry import get_architecture
 from medbench.architectures.weights import is_imagenet, resolve_weights
 from medbench.errors import ConfigError
 

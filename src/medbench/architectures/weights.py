@@ -13,13 +13,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import keras
-
+from medbench.architectures.info import ArchitectureInfo
 from medbench.errors import ConfigError, WeightsNotFoundError
 from medbench.settings import Settings
 
 if TYPE_CHECKING:
-    from medbench.architectures.registry import ArchitectureInfo
+    import keras
 
 logger = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from medbench.data.readers import (
 from medbench.data.readers.chestxray14 import split_official_lists
 from medbench.data.readers.table import compile_patient_pattern
 from medbench.errors import DatasetError
+from medbench.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -281,31 +282,23 @@ class DatasetSpec:
         return root if root.is_absolute() else Path(data_dir) / root
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset", lambda spec: spec.name)
+"""The registered datasets; lookup and registration follow the registry rule shared with architectures."""
 
 
 def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
     """Add `spec` to the registry under ``spec.name``; re-registering a different spec needs `replace`."""
-    known = _REGISTRY.get(spec.name)
-    if known is not None and known != spec and not replace:
-        raise DatasetError(
-            f"dataset {spec.name!r} is already registered with a different spec; pass replace=True to override it"
-        )
-    _REGISTRY[spec.name] = spec
-    return spec
+    return DATASETS.register(spec, replace=replace)
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The registered spec called `name`."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_REGISTRY))}") from None
+    """The registered spec called `name` (case-insensitive)."""
+    return DATASETS.get(name)
 
 
 def dataset_names() -> tuple[str, ...]:
     """Names of all registered datasets, sorted."""
-    return tuple(sorted(_REGISTRY))
+    return tuple(sorted(DATASETS.names()))
 
 
 def _chexpert_spec(name: str, description: str) -> DatasetSpec:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from medbench.errors import MedbenchError
+from medbench.errors import MetricInputError, UndefinedMetricError
 
 __all__ = [
     "BETA",
@@ -43,14 +43,6 @@ BETA = 2.0
 
 METRIC_NAMES: tuple[str, ...] = ("auroc", "precision", "recall", "f2", "accuracy")
 """The metrics computed per class, averaged (macro) and pooled (micro)."""
-
-
-class MetricInputError(MedbenchError, ValueError):
-    """Targets, predictions, class names or thresholds that cannot be evaluated as given."""
-
-
-class UndefinedMetricError(MetricInputError):
-    """A metric asked for on data where it has no value (e.g. AUROC without any positive label)."""
 
 
 # --------------------------------------------------------------------------------------------

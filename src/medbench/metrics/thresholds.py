@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from medbench.metrics.classification import MetricInputError, UndefinedMetricError, unmasked
+from medbench.errors import MetricInputError, UndefinedMetricError
+from medbench.metrics.classification import unmasked
 
 __all__ = [
     "METHODS",

@@ -1,7 +1,8 @@
-"""Preprocessing: the deterministic pixels of an image (`params`), cached once per dataset (`cache`).
+"""Preprocessing (no TensorFlow): an image file → its cached uint8 pixels, computed once per dataset.
 
-Modules: `params` (PreprocessParams, preprocess_image), `cache` (build_cache, ImageCache), `crop`
-(lung-field cropping).
+Modules: `transforms` (the named transformations of benchmark names), `crop` (lung-field cropping),
+`params` (PreprocessParams and `preprocess_image`, the single definition of the stored pixels),
+`cache` (build_cache, ImageCache) and `dataset_cache` (the cache of a benchmark's dataset).
 """
 
 from medbench.preprocessing.cache import CACHE_FORMAT_VERSION, BuildSummary, ImageCache, build_cache

@@ -42,10 +42,8 @@ __all__ = [
     "CACHE_FORMAT_VERSION",
     "BuildSummary",
     "ImageCache",
-    "build_benchmark_cache",
     "build_cache",
     "cache_key",
-    "dataset_image_paths",
 ]
 
 CACHE_FORMAT_VERSION = 1
@@ -449,35 +447,3 @@ def build_cache(
         if strict:
             raise _strict_error(cache)
     return cache
-
-
-# --------------------------------------------------------------------------------------------------
-# A benchmark's dataset
-# --------------------------------------------------------------------------------------------------
-
-
-def dataset_image_paths(dataset: str, data_dir: str | os.PathLike[str]) -> list[str]:
-    """Every image path of a registered dataset (training and official test tables), unique and sorted."""
-    from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
-
-    return all_image_paths(*load_dataset(get_dataset(dataset), data_dir))
-
-
-def build_benchmark_cache(
-    benchmark: Any,
-    settings: Any,
-    *,
-    workers: int | None = None,
-    strict: bool = False,
-    progress: bool = True,
-) -> ImageCache:
-    """The cache of all images of `benchmark`'s dataset with its preprocessing, under `settings.cache_root`.
-
-    Covers the whole dataset (not one split or option's subset), so every run of a benchmark with the
-    same preprocessing shares one cache, whatever its split, frontal-only or sample-cap options.
-    """
-    from medbench.data.datasets import get_dataset
-
-    paths = dataset_image_paths(benchmark.dataset, settings.data_dir)
-    params = PreprocessParams.for_benchmark(benchmark, channels=get_dataset(benchmark.dataset).channels)
-    return build_cache(paths, params, settings.cache_root, workers=workers, strict=strict, progress=progress)

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
+from medbench.benchmark.benchmark import Benchmark
 from medbench.data.images import decode_plain_image, read_image
-from medbench.data.transforms import compose
 from medbench.errors import ConfigError
+from medbench.preprocessing.transforms import compose
 
 __all__ = ["CHANNELS", "PreprocessParams", "decode_for", "preprocess_image", "resize_square"]
 
 CHANNELS = (1, 3)
-
-
-class _BenchmarkLike(Protocol):
-    image_size: int
-    crop: bool
-    transformations: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,7 @@ class PreprocessParams:
         compose(self.transformations)  # unknown tokens fail here, not half-way through a build
 
     @classmethod
-    def for_benchmark(cls, benchmark: _BenchmarkLike, channels: int = 1) -> PreprocessParams:
+    def for_benchmark(cls, benchmark: Benchmark, channels: int = 1) -> PreprocessParams:
         """The parameters a Benchmark implies (its image size, crop flag and transformations)."""
         return cls(benchmark.image_size, benchmark.crop, tuple(benchmark.transformations), channels)
 

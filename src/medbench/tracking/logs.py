@@ -17,7 +17,7 @@ from typing import Any
 from filelock import FileLock
 
 from medbench.atomic import write_json_atomic
-from medbench.errors import MedbenchError
+from medbench.errors import LogCorruptError
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ REEVALUATION_LOG = "reevaluation_experiments.json"
 EPOCH_REEVALUATION_LOG = "epoch_reevaluation_experiments.json"
 FAILED_LOG = "failed-experiment-log.json"
 LOCK_TIMEOUT_S = 120.0
-
-
-class LogCorruptError(MedbenchError):
-    """A log file that is not a JSON list of entries."""
 
 
 class ExperimentLog:

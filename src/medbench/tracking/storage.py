@@ -15,19 +15,21 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from medbench.atomic import write_json_atomic
+from medbench.atomic import write_bytes_atomic, write_json_atomic
 from medbench.errors import ConfigError, MedbenchError, StorageError
-from medbench.settings import ENV_FILE, Settings, _read_env_file
+from medbench.runs.run_dir import CONFIG, RESULT, RunDir
+from medbench.runs.run_id import is_run_id
+from medbench.runs.saved_run import SavedRun, find_runs, saved_runs
+from medbench.settings import Settings
 from medbench.tracking.logs import update_entry
 
 logger = logging.getLogger(__name__)
@@ -39,11 +41,7 @@ INITIAL_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 8.0
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 300.0
-EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 EMULATOR_PROJECT = "medbench-emulator"
-RUN_FILES = ("config.json", "history.json", "model.keras", "result.json")
-RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 CREDENTIALS_HELP = (
     "no Google Cloud credentials found for MEDBENCH_GCS_BUCKET={bucket!r}: set GOOGLE_APPLICATION_CREDENTIALS "
     "to a service-account key file (or run `gcloud auth application-default login`), or unset "
@@ -109,25 +107,13 @@ class OutboxItem:
             ) from None
 
 
-def run_files(run_dir: Path, best_epoch: int | None, *, all_checkpoints: bool = False) -> list[str]:
-    """Relative paths to upload: model, best checkpoint, config, history, result, predictions (all epochs on ask)."""
-    names = [name for name in RUN_FILES if (run_dir / name).is_file()]
-    checkpoints = run_dir / "checkpoints"
-    if all_checkpoints:
-        names += [f"checkpoints/{path.name}" for path in sorted(checkpoints.glob("epoch-*.keras"))]
-    elif best_epoch is not None and (checkpoints / f"epoch-{int(best_epoch):03d}.keras").is_file():
-        names.append(f"checkpoints/epoch-{int(best_epoch):03d}.keras")
-    names += [f"predictions/{path.name}" for path in sorted((run_dir / "predictions").glob("*.csv"))]
-    return names
-
-
 def enqueue_run(
     run_dir: str | Path, entry: dict[str, Any], settings: Settings, *, all_checkpoints: bool = False
 ) -> Path:
     """Write an outbox item for a finished run (no network); returns the item's path."""
     run_dir = Path(run_dir).resolve()
     run_id = str(entry.get("id", ""))
-    if not RUN_ID_RE.fullmatch(run_id):
+    if not is_run_id(run_id):
         raise ConfigError(f"log entry id {run_id!r}: expected a run id of letters, digits, '.', '_' or '-'")
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: run folder not found; nothing to upload for run {run_id}")
@@ -136,7 +122,7 @@ def enqueue_run(
         "run_id": run_id,
         "experiment": str(entry.get("name") or run_dir.parent.name),
         "run_dir": str(run_dir),
-        "files": run_files(run_dir, entry.get("best_epoch"), all_checkpoints=all_checkpoints),
+        "files": RunDir(run_dir).upload_files(entry.get("best_epoch"), all_checkpoints=all_checkpoints),
         "entry": entry,
         "queued": datetime.now(UTC).isoformat(),
     }
@@ -169,11 +155,6 @@ def _log_object(settings: Settings, run_id: str) -> str:
     return f"{_object_root(settings)}logs/{run_id}.json"
 
 
-def _environment(settings: Settings, key: str) -> str | None:
-    """A variable from the process environment, else from `<root>/.env` (like the MEDBENCH_* settings)."""
-    return os.environ.get(key) or _read_env_file(settings.root / ENV_FILE).get(key) or None
-
-
 def make_client(settings: Settings) -> Any:
     """A storage client: anonymous against STORAGE_EMULATOR_HOST, else Google's default credentials.
 
@@ -186,14 +167,13 @@ def make_client(settings: Settings) -> Any:
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage
 
-    emulator = _environment(settings, EMULATOR_ENV)
-    if emulator:
-        project = _environment(settings, "GOOGLE_CLOUD_PROJECT") or EMULATOR_PROJECT
-        options = None if os.environ.get(EMULATOR_ENV) else {"api_endpoint": emulator}
+    if settings.gcs_emulator_host:
+        project = settings.gcp_project or EMULATOR_PROJECT
+        options = {"api_endpoint": settings.gcs_emulator_host}
         return storage.Client(project=project, credentials=AnonymousCredentials(), client_options=options)
-    key_file = _environment(settings, CREDENTIALS_ENV)
+    key_file = settings.gcs_credentials_file
     try:
-        if key_file and not os.environ.get(CREDENTIALS_ENV):
+        if key_file:
             credentials, project = google.auth.load_credentials_from_file(key_file, scopes=list(storage.Client.SCOPE))
         else:
             credentials, project = google.auth.default(scopes=list(storage.Client.SCOPE))
@@ -303,18 +283,6 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temp.open("wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def _with_remote(record: dict[str, Any], uri: str) -> dict[str, Any]:
     storage = dict(record.get("storage") or {})
     storage["remote"] = uri
@@ -329,17 +297,17 @@ def _sync_item(item: OutboxItem, bucket: Any, settings: Settings, deadline: _Dea
     if missing:
         raise ConfigError(f"{item.path}: files of run {item.run_id} missing under {item.run_dir}: {missing}")
     for name in item.files:
-        if name != "result.json":
+        if name != RESULT:
             _upload(bucket, prefix + name, deadline, path=item.run_dir / name)
     result_bytes = None
-    if "result.json" in item.files:
-        result = json.loads((item.run_dir / "result.json").read_text(encoding="utf-8"))
+    if RESULT in item.files:
+        result = RunDir(item.run_dir).read_result()
         result_bytes = _json_bytes(_with_remote(result, uri))
-        _upload(bucket, prefix + "result.json", deadline, data=result_bytes)
+        _upload(bucket, prefix + RESULT, deadline, data=result_bytes)
     _upload(bucket, _log_object(settings, item.run_id), deadline, data=_json_bytes(_with_remote(item.entry, uri)))
 
     if result_bytes is not None:
-        _write_bytes_atomic(item.run_dir / "result.json", result_bytes)
+        write_bytes_atomic(item.run_dir / RESULT, result_bytes)
 
     def record(entry: dict[str, Any]) -> None:
         entry["storage"] = _with_remote(entry, uri)["storage"]
@@ -444,7 +412,7 @@ def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _De
 
 def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLINE_S) -> Path:
     """Download a run folder by id into `models/<experiment>/<run id>/` (atomically) and return it."""
-    if not RUN_ID_RE.fullmatch(run_id):
+    if not is_run_id(run_id):
         raise ConfigError(f"{run_id!r} is not a run id to pull: expected letters, digits, '.', '_' or '-'")
     from google.api_core.exceptions import GoogleAPICallError
 
@@ -456,11 +424,11 @@ def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLIN
         if experiment is None:
             raise ConfigError(f"no run with id {run_id!r} in {where}")
         target = settings.models_dir / experiment / run_id
-        if (target / "config.json").is_file():
+        if (target / CONFIG).is_file():
             logger.info("run %s is already local at %s", run_id, target)
             return target
         if target.exists():
-            raise ConfigError(f"{target}: exists without config.json; move it away to pull run {run_id}")
+            raise ConfigError(f"{target}: exists without {CONFIG}; move it away to pull run {run_id}")
         prefix = _run_prefix(settings, experiment, run_id)
         blobs = deadline.call(
             f"listing of {prefix}",
@@ -494,3 +462,17 @@ def _download(blob: Any, root: Path, relative: str, deadline: _Deadline) -> None
         _check(blob, path.stat().st_size, _file_md5(path))
 
     deadline.call(f"download of gs://{blob.bucket.name}/{blob.name}", attempt)
+
+
+def find_or_pull_runs(settings: Settings, run_ids: Iterable[str] | None = None) -> list[SavedRun]:
+    """Saved runs under models/ (`medbench.runs.find_runs`); ids not found locally are pulled from the bucket
+    when one is configured, and an unknown id is an error otherwise."""
+    if run_ids is None:
+        return saved_runs(settings.models_dir)
+    wanted = list(run_ids)
+    local = {run.run_id for run in saved_runs(settings.models_dir)}
+    if settings.gcs_bucket:
+        for run_id in wanted:
+            if run_id not in local:
+                pull(run_id, settings)
+    return find_runs(settings.models_dir, wanted)

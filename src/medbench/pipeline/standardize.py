@@ -1,8 +1,9 @@
-"""Intensity standardization of RGB images, as the pretrained backbones expect it.
+"""Intensity standardization of image batches, as the pretrained backbones expect it.
 
-The input pipeline calls `standardize` once per batch, so the models themselves carry no
-preprocessing layer. The modes follow `keras.applications.imagenet_utils.preprocess_input`
-("torch", "tf", "caffe") plus three generic ones for models trained from scratch.
+The input pipeline standardizes once per batch, so the models themselves carry no preprocessing
+layer. The modes (`medbench.architectures.info.STANDARDIZE_MODES`) follow
+`keras.applications.imagenet_utils.preprocess_input` ("torch", "tf", "caffe") plus three generic
+ones for models trained from scratch.
 """
 
 from __future__ import annotations
@@ -10,33 +11,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from medbench.architectures.info import check_mode
 from medbench.errors import ConfigError
+from medbench.pipeline.config import PipelineConfig
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 ZSCORE_EPSILON = 1e-7
-
-STANDARDIZE_MODES: dict[str, str] = {
-    "torch": "x/255 minus the ImageNet RGB mean, divided by the ImageNet RGB std (DenseNet)",
-    "tf": "x/127.5 - 1, i.e. [-1, 1] (ResNetV2, Inception, Xception, MobileNetV2)",
-    "caffe": "RGB to BGR, minus the ImageNet BGR mean, no scaling (ResNet, VGG)",
-    "unit": "x/255, i.e. [0, 1] (models trained from scratch)",
-    "zscore": "per image: minus its mean, divided by its std (eps-safe for flat images)",
-    "none": "identity (models that rescale internally, e.g. Keras EfficientNet)",
-}
-
-
-def standardize_modes() -> tuple[str, ...]:
-    """Names `standardize` accepts, in a stable order."""
-    return tuple(STANDARDIZE_MODES)
-
-
-def check_mode(mode: str) -> str:
-    """Return `mode` if `standardize` understands it, else raise a ConfigError listing the modes."""
-    if mode not in STANDARDIZE_MODES:
-        raise ConfigError(f"unknown standardize mode {mode!r}: expected one of {', '.join(STANDARDIZE_MODES)}")
-    return mode
 
 
 def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
@@ -79,3 +61,26 @@ def standardize_lookup(mode: str) -> np.ndarray | None:
     levels = np.repeat(np.arange(256, dtype=np.float32)[:, np.newaxis], 3, axis=1)
     with tf.init_scope():  # eager even when called while a tf.data map function is traced
         return np.asarray(standardize(tf.constant(levels[np.newaxis]), mode)[0], dtype=np.float32)
+
+
+def standardize_batch(images: tf.Tensor, mode: str, channels_out: int = 3) -> tf.Tensor:
+    """A batch in [0, 255] → `channels_out` channels → standardized float32.
+
+    A uint8 grayscale batch bound for three channels goes through one lookup table (see
+    `standardize_lookup`); anything else is cast, replicated and standardized.
+    """
+    table = standardize_lookup(mode)
+    if images.dtype == tf.uint8 and images.shape[-1] == 1 and channels_out == 3 and table is not None:
+        return tf.gather(tf.constant(table), tf.cast(images[..., 0], tf.int32))
+    images = tf.cast(images, tf.float32)
+    if images.shape[-1] == 1 and channels_out == 3:
+        images = tf.repeat(images, 3, axis=-1)
+    return standardize(images, mode)
+
+
+def standardize_images(images: np.ndarray, config: PipelineConfig) -> np.ndarray:
+    """uint8 (n, h, w, c) images from `preprocess_image` → what the model takes (for ad-hoc prediction)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ConfigError(f"expected uint8 images of shape (n, height, width, 1 or 3), got {images.shape}")
+    return standardize_batch(tf.convert_to_tensor(images), config.standardize, config.channels_out).numpy()

@@ -1,23 +1,86 @@
 """Label policy: raw CheXpert-style values (1, 0, -1, blank) → training targets (1, 0, NaN = masked).
 
-Pure functions over numpy arrays; the uncertainty policy comes from the Benchmark, the rest from
-the experiment's options.
+The uncertainty policies and the per-class presets (``U75``: 7 classes U-zero, 5 U-one) are defined
+here and named in benchmark names; blanks, class weights and upsampling follow the experiment's
+options. Pure functions over numpy arrays.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from medbench.benchmark import UNCERTAINTY_PRESETS, UncertaintyPreset
 from medbench.errors import LabelPolicyError
 
 logger = logging.getLogger(__name__)
 
 POSITIVE, NEGATIVE, UNCERTAIN = 1.0, 0.0, -1.0
-UNMENTIONED_POLICIES = ("zero", "mask")
+UNCERTAINTY_POLICIES: tuple[str, ...] = ("zeros", "ones", "ignore")
+"""What an uncertain label becomes in every class: 0 (U-zeros), 1 (U-ones) or masked (U-ignore)."""
+UNMENTIONED_POLICIES: tuple[str, ...] = ("zero", "mask")
+"""What a blank (not mentioned) label becomes: a negative, or masked."""
+
+
+@dataclass(frozen=True)
+class UncertaintyPreset:
+    """A named per-class mix of U-zeros and U-ones, e.g. ``U75`` = 7 classes U-zero, 5 U-one."""
+
+    token: str
+    uzeros: tuple[str, ...]
+    uones: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        expected = f"U{len(self.uzeros)}{len(self.uones)}"
+        if self.token != expected:
+            raise LabelPolicyError(f"preset {self.token!r} lists {expected[1:]} classes; it must be named {expected!r}")
+        overlap = set(self.uzeros) & set(self.uones)
+        if overlap:
+            raise LabelPolicyError(f"preset {self.token!r} puts {sorted(overlap)} in both U-zeros and U-ones")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.uzeros + self.uones
+
+
+UNCERTAINTY_PRESETS: dict[str, UncertaintyPreset] = {
+    preset.token: preset
+    for preset in (
+        # CheXpert paper (Irvin et al. 2019): U-ones helps Atelectasis and Edema, U-zeros the rest of the five.
+        UncertaintyPreset(
+            "U32",
+            uzeros=("Cardiomegaly", "Consolidation", "Pleural Effusion"),
+            uones=("Atelectasis", "Edema"),
+        ),
+        UncertaintyPreset(
+            "U75",
+            uzeros=(
+                "Enlarged Cardiomediastinum",
+                "Cardiomegaly",
+                "Lung Opacity",
+                "Consolidation",
+                "Pneumonia",
+                "Pneumothorax",
+                "Pleural Effusion",
+            ),
+            uones=("Lung Lesion", "Edema", "Atelectasis", "Pleural Other", "Fracture"),
+        ),
+        UncertaintyPreset(
+            "U66",
+            uzeros=(
+                "Cardiomegaly",
+                "Lung Opacity",
+                "Consolidation",
+                "Pneumonia",
+                "Pneumothorax",
+                "Pleural Effusion",
+            ),
+            uones=("Enlarged Cardiomediastinum", "Lung Lesion", "Edema", "Atelectasis", "Pleural Other", "Fracture"),
+        ),
+    )
+}
 
 
 def uncertain_targets(policy: str, classes: Sequence[str]) -> np.ndarray:

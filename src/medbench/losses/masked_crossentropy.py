@@ -29,11 +29,11 @@ import tensorflow as tf
 from keras import ops
 from numpy.typing import ArrayLike
 
+from medbench.benchmark.vocabulary import LOSSES
 from medbench.errors import ConfigError
-from medbench.metrics.class_weights import ClassWeights
+from medbench.losses.class_weights import ClassWeights
 
 __all__ = [
-    "LOSS_NAMES",
     "ClassWeightedBinaryCrossentropy",
     "MaskedBinaryCrossentropy",
     "WeightedBinaryCrossentropy",
@@ -42,9 +42,6 @@ __all__ = [
     "masked_binary_crossentropy",
     "weighted_binary_crossentropy",
 ]
-
-LOSS_NAMES: tuple[str, ...] = ("BCE", "WBCE", "CWBCE")
-"""Loss names as they appear in benchmark names."""
 
 _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 
@@ -148,7 +145,7 @@ class WeightedBinaryCrossentropy(_MaskedCrossentropy):
     """WBCE: BCE with the positive term of class ``j`` multiplied by ``pos_weight[j]``.
 
     The usual choice is ``pos_weight = n_neg / n_pos`` per class
-    (:func:`medbench.metrics.class_weights.positive_weight_ratio`).
+    (:func:`medbench.losses.class_weights.positive_weight_ratio`).
     """
 
     def __init__(
@@ -229,14 +226,14 @@ def make_loss(name: str, class_weights: ClassWeights | None = None) -> keras.los
     ``class_weights`` computed from the training labels; BCE ignores them.
     """
     key = str(name).upper()
-    if key not in LOSS_NAMES:
-        raise ConfigError(f"unknown loss {name!r}; expected one of {', '.join(LOSS_NAMES)}")
+    if key not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
     if key == "BCE":
         return MaskedBinaryCrossentropy()
     if class_weights is None:
         raise ConfigError(
             f"loss {key} needs class weights; compute them from the training labels with "
-            "medbench.metrics.class_weights.compute_class_weights() and pass them as class_weights"
+            "medbench.losses.class_weights.compute_class_weights() and pass them as class_weights"
         )
     if key == "WBCE":
         return WeightedBinaryCrossentropy(class_weights.positive_ratio)

@@ -8,13 +8,17 @@ pretrained weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
-
+from medbench.architectures.info import BACKBONE_NAME, DIMENSION_PREFIX, ArchitectureInfo
+from medbench.architectures.registry import register_architecture
 from medbench.architectures.weights import is_imagenet, load_weights_file
 from medbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
 
 MIN_INPUT_SIZE = 32
 DEFAULT_FILTERS = (16, 32, 64, 128)
@@ -49,6 +53,9 @@ def SmallCNN(
             raise ConfigError(
                 f"SmallCNN input_shape {tuple(input_shape)}: expected height and width of at least {MIN_INPUT_SIZE} px"
             )
+    import keras
+    from keras import layers
+
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     for block, n_filters in enumerate(filters, start=1):
@@ -60,3 +67,30 @@ def SmallCNN(
     if weights is not None:
         load_weights_file(model, Path(weights))
     return model
+
+
+@dataclass(frozen=True)
+class SmallCNNBuilder:
+    """The registry's builder for SmallCNN (it has no ImageNet weights)."""
+
+    def __call__(
+        self,
+        input_shape: tuple[int | None, int | None, int],
+        *,
+        weights: Path | None = None,
+        imagenet: bool = False,
+        name: str = BACKBONE_NAME,
+    ) -> keras.Model:
+        return SmallCNN(input_shape, weights=weights, name=name)
+
+
+register_architecture(
+    ArchitectureInfo(
+        key=DIMENSION_PREFIX + "SmallCNN",
+        builder=SmallCNNBuilder(),
+        input_size=(64, 64),
+        standardize="unit",
+        weights_file=None,
+        min_input_size=MIN_INPUT_SIZE,
+    )
+)

@@ -7,15 +7,8 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
-from medbench.benchmark import Benchmark
+from medbench.benchmark.benchmark import Benchmark
 from medbench.errors import BenchmarkNameError
-
-LABEL_SET_SIZES = {
-    "chexpert": (14, 12, 5),
-    "chexpert-dev": (14, 12, 5),
-    "chestxray14-256": (14,),
-    "chestxray14-512": (14,),
-}
 
 
 def grid(base: Benchmark, **vary: Iterable[Any]) -> list[Benchmark]:

@@ -1,19 +1,19 @@
 """Deterministic image transformations named as in benchmark names (``sharp21``, ``clahe``, …).
 
 Each works on an 8-bit image (H, W), (H, W, 1) or (H, W, 3) and returns one of the same shape and dtype,
-applied in the order the benchmark declares them.
+applied in the order the benchmark declares them. The token forms and their parameter ranges are the
+vocabulary's (`medbench.benchmark.vocabulary.TRANSFORM_FORMS`); this module implements each kind.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from functools import partial
 
 import cv2
 import numpy as np
 
-from medbench.errors import BenchmarkNameError
+from medbench.benchmark.vocabulary import parse_transformation
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -61,25 +61,20 @@ def intensity_window(image: np.ndarray, center: int, width: int) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
-_PARSERS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Transform]], ...] = (
-    (re.compile(r"sharp(\d)(\d)"), lambda m: partial(unsharp_mask, radius=int(m[1]), amount=int(m[2]))),
-    (re.compile(r"histeq"), lambda m: histogram_equalization),
-    (re.compile(r"clahe(\d*)"), lambda m: partial(clahe, clip_limit=float(m[1]) if m[1] else 2.0)),
-    (re.compile(r"blur(\d+)"), lambda m: partial(gaussian_blur, sigma=int(m[1]))),
-    (re.compile(r"median(\d+)"), lambda m: partial(median_filter, size=int(m[1]))),
-    (re.compile(r"window(\d+)w([1-9]\d*)"), lambda m: partial(intensity_window, center=int(m[1]), width=int(m[2]))),
-)
+IMPLEMENTATIONS: dict[str, Callable[[dict[str, int]], Transform]] = {
+    "sharp": lambda p: partial(unsharp_mask, radius=p["radius"], amount=p["amount"]),
+    "histeq": lambda p: histogram_equalization,
+    "clahe": lambda p: partial(clahe, clip_limit=float(p["clip_limit"])),
+    "blur": lambda p: partial(gaussian_blur, sigma=p["sigma"]),
+    "median": lambda p: partial(median_filter, size=p["size"]),
+    "window": lambda p: partial(intensity_window, center=p["center"], width=p["width"]),
+}
 
 
 def parse_transform(token: str) -> Transform:
-    """The transformation a benchmark token names."""
-    for pattern, build in _PARSERS:
-        match = pattern.fullmatch(token)
-        if match:
-            return build(match)
-    raise BenchmarkNameError(
-        f"transformation {token!r}: expected sharpRA, histeq, clahe[N], blurN, medianN or windowCwW"
-    )
+    """The transformation a benchmark token names, its parameters checked against the vocabulary's ranges."""
+    transformation = parse_transformation(token)
+    return IMPLEMENTATIONS[transformation.kind](transformation.parameters)
 
 
 def compose(tokens: Sequence[str]) -> Transform:

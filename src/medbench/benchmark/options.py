@@ -1,0 +1,144 @@
+"""ExperimentOptions: the choices of a run that a benchmark name cannot carry, stored in each run's config.json.
+
+Every field is checked when the options are made (type and range from the vocabulary), so a batch
+file's ``options:`` or a ``--option key=value`` fails at load time naming the key, never mid-run.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import yaml
+
+from medbench.benchmark.vocabulary import LR_SCHEDULES, MIXED_PRECISION_POLICIES, STRATEGIES, UNMENTIONED_POLICIES
+from medbench.errors import ConfigError
+
+_NONE_WORDS = frozenset({"none", "null", "~", ""})
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """Choices beyond the Benchmark's name; stored in each run's config.json.
+
+    Attributes:
+        weights: None (random init), "imagenet" (local Keras file) or a weights file path.
+        fcl: add the Dense(512) + Dropout block to the head.
+        unmentioned: what a blank label becomes: "zero" or "mask".
+        frontal_only: keep frontal views only.
+        lr_schedule: "plateau" (multiply the LR by the benchmark's factor when val mean AUROC stalls)
+            or "epoch" (multiply it after every epoch).
+        plateau_patience: epochs without improvement before a plateau decay.
+        early_stopping_patience: stop after this many epochs without improvement (None = never).
+        upsample_factors: per-class factors for upsampled benchmarks (None = lift rare classes
+            toward the median positive count).
+        class_weight_fallback: a class without positives gets weight 1.0 instead of an error.
+        max_train_samples: cap on training samples (quick runs); None = all.
+        tensorboard: write TensorBoard event files.
+        skip_unreadable: train and evaluate without images that cannot be read (listed in
+            config.json) instead of stopping with the list of them.
+        strategy: "default" (one device), "mirrored" (all GPUs of one host) or "multiworker"
+            (several hosts described by TF_CONFIG).
+        mixed_precision: None, "mixed_float16" or "mixed_bfloat16" (the output layer stays float32).
+        jit_compile: compile the train step with XLA.
+    """
+
+    weights: str | None = None
+    fcl: bool = False
+    unmentioned: str = "zero"
+    frontal_only: bool = False
+    lr_schedule: str = "plateau"
+    plateau_patience: int = 1
+    early_stopping_patience: int | None = None
+    upsample_factors: dict[str, int] | None = None
+    class_weight_fallback: bool = False
+    max_train_samples: int | None = None
+    tensorboard: bool = True
+    skip_unreadable: bool = False
+    strategy: str = "default"
+    mixed_precision: str | None = None
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for item in fields(self):
+            _check_type(item.name, getattr(self, item.name), hints[item.name])
+        _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _one_of("strategy", self.strategy, STRATEGIES)
+        _one_of("unmentioned", self.unmentioned, UNMENTIONED_POLICIES)
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_POLICIES:
+            raise ConfigError(
+                f"mixed_precision {self.mixed_precision!r}: expected none or one of "
+                f"{', '.join(MIXED_PRECISION_POLICIES)}"
+            )
+        for key in ("plateau_patience", "early_stopping_patience", "max_train_samples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} {value!r}: expected a whole number of at least 1")
+        for name, factor in (self.upsample_factors or {}).items():
+            if factor < 1:
+                raise ConfigError(f"upsample_factors[{name!r}] {factor!r}: expected a whole number of at least 1")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The option names, as batch files and `--option` spell them."""
+        return tuple(item.name for item in fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ExperimentOptions:
+        """Options from a mapping (a batch file's ``options:``, a config.json); unknown keys are an error."""
+        data = dict(data or {})
+        unknown = set(data) - set(cls.keys())
+        if unknown:
+            raise ConfigError(f"unknown experiment options {sorted(unknown)}; valid: {sorted(cls.keys())}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> ExperimentOptions:
+        return ExperimentOptions.from_dict({**self.to_dict(), **changes})
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value`` (the CLI's ``--option``) → (key, value), the value read as YAML like a batch file's.
+
+    ``none``/``null`` mean None; the value's type is checked when the options are made.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--option {text!r}: expected key=value, e.g. max_train_samples=400")
+    if key not in ExperimentOptions.keys():
+        raise ConfigError(f"--option {text!r}: unknown option {key!r}; valid: {', '.join(ExperimentOptions.keys())}")
+    if raw.strip().lower() in _NONE_WORDS:
+        return key, None
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--option {text!r}: the value is not valid YAML ({error})") from None
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} {value!r}: expected one of {', '.join(allowed)}")
+
+
+def _check_type(key: str, value: Any, hint: Any) -> None:
+    """Refuse a value that does not have the field's declared type (bool is not an int here)."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for kind in allowed:
+        if kind is type(None) and value is None:
+            return
+        origin = typing.get_origin(kind) or kind
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return
+        if origin is dict and isinstance(value, dict):
+            if all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()):
+                return
+        elif origin in (bool, str) and isinstance(value, origin):
+            return
+    expected = " or ".join("none" if kind is type(None) else getattr(kind, "__name__", str(kind)) for kind in allowed)
+    raise ConfigError(f"{key} {value!r}: expected {expected}")

@@ -1,0 +1,217 @@
+"""The benchmark vocabulary: every token a benchmark name uses and every choice an experiment offers, once.
+
+The name parser, the preprocessing, `ExperimentOptions` and the CLI all read these tables, so a name
+that parses is a name that runs: each numeric field and each transformation parameter carries its
+valid range, and a value outside it is refused naming the token and the range.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from medbench.data.label_policy import UNCERTAINTY_POLICIES, UNCERTAINTY_PRESETS, UNMENTIONED_POLICIES
+from medbench.errors import BenchmarkNameError
+
+__all__ = [
+    "AUGMENTATIONS",
+    "BATCH_SIZE",
+    "DEFAULT_ARCHITECTURE",
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_SEED",
+    "DEFAULT_UNCERTAINTY",
+    "EPOCHS",
+    "IMAGE_SIZE",
+    "LEARNING_RATE",
+    "LOSSES",
+    "LR_FACTOR",
+    "LR_SCHEDULES",
+    "MIXED_PRECISION_POLICIES",
+    "N_CLASSES",
+    "OPTIMIZERS",
+    "SEED",
+    "SPLIT_PERCENT",
+    "STRATEGIES",
+    "TRANSFORMS",
+    "TRANSFORM_FORMS",
+    "UNCERTAINTY_POLICIES",
+    "UNCERTAINTY_PRESETS",
+    "UNMENTIONED_POLICIES",
+    "FloatRange",
+    "IntRange",
+    "Transformation",
+    "parse_transformation",
+    "transform_forms_text",
+]
+
+LOSSES: tuple[str, ...] = ("BCE", "WBCE", "CWBCE")
+"""Loss tokens: masked binary cross-entropy, with per-class positive weights, with positive and negative weights."""
+OPTIMIZERS: tuple[str, ...] = ("Adam", "AdamW", "SGD", "RMSprop", "Nadam", "Adagrad")
+"""Optimizer tokens, the Keras class names."""
+DEFAULT_OPTIMIZER = "Adam"
+AUGMENTATIONS: tuple[str, ...] = ("affine", "color")
+"""On-the-fly augmentations, written ``Aug`` + the capitalised names in this order (``AugAffineColor``)."""
+DEFAULT_UNCERTAINTY = "zeros"
+DEFAULT_SEED = 0
+DEFAULT_ARCHITECTURE = "2D.SmallCNN"
+"""The architecture of `medbench exec BENCHMARK` and of batch files that name none."""
+
+LR_SCHEDULES: tuple[str, ...] = ("plateau", "epoch")
+"""`ExperimentOptions.lr_schedule`: decay on a validation plateau, or after every epoch."""
+STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multiworker")
+"""`ExperimentOptions.strategy`: one device, all GPUs of a host, several hosts (TF_CONFIG)."""
+MIXED_PRECISION_POLICIES: tuple[str, ...] = ("mixed_float16", "mixed_bfloat16")
+"""`ExperimentOptions.mixed_precision` besides None."""
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """The whole numbers low..high (inclusive) a field or parameter accepts."""
+
+    low: int
+    high: int
+
+    def check(self, what: str, value: object, token: str | None = None) -> int:
+        """`value` if it is a whole number in range, else a BenchmarkNameError naming it (and its token)."""
+        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
+            written = f" ({token})" if token else ""
+            raise BenchmarkNameError(f"{what} {value!r}{written}: expected a whole number in {self}")
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.low}..{self.high}"
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """The numbers in (low, high) or (low, high] a field accepts."""
+
+    low: float
+    high: float
+    high_included: bool = False
+
+    def check(self, what: str, value: object, token: str | None = None) -> float:
+        """`value` as a float if it lies in range, else a BenchmarkNameError naming it (and its token)."""
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        inside = self.low < number and (number <= self.high if self.high_included else number < self.high)
+        if not inside:
+            written = f" ({token})" if token else ""
+            raise BenchmarkNameError(f"{what} {value!r}{written}: expected a number in {self}")
+        return number
+
+    def __str__(self) -> str:
+        return f"({self.low:g}, {self.high:g}{']' if self.high_included else ')'}"
+
+
+EPOCHS = IntRange(1, 1000)
+BATCH_SIZE = IntRange(1, 4096)
+N_CLASSES = IntRange(1, 1000)
+IMAGE_SIZE = IntRange(8, 4096)
+SEED = IntRange(0, 2**32 - 1)
+"""NumPy's seed range: `keras.utils.set_random_seed` seeds NumPy with it."""
+LEARNING_RATE = FloatRange(0.0, 10.0, high_included=True)
+LR_FACTOR = FloatRange(0.0, 1.0)
+SPLIT_PERCENT = IntRange(1, 99)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One numeric parameter of a transformation: its name, range and the value an omitted digit means."""
+
+    name: str
+    range: IntRange
+    default: int | None = None
+
+
+@dataclass(frozen=True)
+class TransformForm:
+    """One transformation form: its token pattern (one group per parameter) and its parameters."""
+
+    kind: str
+    written: str
+    pattern: str
+    parameters: tuple[Parameter, ...] = ()
+    description: str = ""
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
+
+
+TRANSFORM_FORMS: tuple[TransformForm, ...] = (
+    TransformForm(
+        "sharp",
+        "sharpRA",
+        r"sharp(\d)(\d)",
+        (Parameter("radius", IntRange(1, 9)), Parameter("amount", IntRange(1, 9))),
+        "unsharp mask: image + amount * (image - gaussian(image, sigma=radius))",
+    ),
+    TransformForm("histeq", "histeq", r"histeq", (), "global histogram equalisation"),
+    TransformForm(
+        "clahe",
+        "clahe[N]",
+        r"clahe(\d*)",
+        (Parameter("clip_limit", IntRange(1, 100), default=2),),
+        "CLAHE, clip limit N",
+    ),
+    TransformForm("blur", "blurN", r"blur(\d+)", (Parameter("sigma", IntRange(1, 50)),), "gaussian blur, sigma N px"),
+    TransformForm(
+        "median", "medianN", r"median(\d+)", (Parameter("size", IntRange(2, 51)),), "median filter, N px (even → N + 1)"
+    ),
+    TransformForm(
+        "window",
+        "windowCwW",
+        r"window(\d+)w(\d+)",
+        (Parameter("center", IntRange(0, 255)), Parameter("width", IntRange(1, 510))),
+        "intensity window: C ± W/2 → 0..255",
+    ),
+)
+TRANSFORMS = MappingProxyType({form.kind: form for form in TRANSFORM_FORMS})
+TRANSFORM_TOKEN_PATTERN = "|".join(f"(?:{form.pattern})" for form in TRANSFORM_FORMS)
+"""One transformation token of any form (the parameters' ranges are checked by `parse_transformation`)."""
+
+
+@dataclass(frozen=True)
+class Transformation:
+    """A parsed transformation token: its form and parameter values."""
+
+    token: str
+    kind: str
+    values: tuple[tuple[str, int], ...]
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        return dict(self.values)
+
+
+def transform_forms_text() -> str:
+    """The written forms with their ranges, for error messages and the CLI."""
+    parts = []
+    for form in TRANSFORM_FORMS:
+        ranges = ", ".join(f"{p.name[0].upper()} in {p.range}" for p in form.parameters)
+        parts.append(f"{form.written} ({ranges})" if ranges else form.written)
+    return ", ".join(parts)
+
+
+def parse_transformation(token: str) -> Transformation:
+    """The transformation a token names, its parameters checked against their ranges."""
+    for form in TRANSFORM_FORMS:
+        match = form.regex.fullmatch(token) if isinstance(token, str) else None
+        if match is None:
+            continue
+        values = []
+        for parameter, digits in zip(form.parameters, match.groups()):
+            if digits == "" and parameter.default is not None:
+                values.append((parameter.name, parameter.default))
+                continue
+            value = int(digits)
+            if not parameter.range.low <= value <= parameter.range.high:
+                raise BenchmarkNameError(
+                    f"transformation {token!r}: {parameter.name} {value} is out of range; "
+                    f"expected {form.written} with {parameter.name} in {parameter.range}"
+                )
+            values.append((parameter.name, value))
+        return Transformation(token, form.kind, tuple(values))
+    raise BenchmarkNameError(f"transformation {token!r}: expected one of {transform_forms_text()}")

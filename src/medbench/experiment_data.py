@@ -1,0 +1,139 @@
+"""ExperimentData: the splits of one experiment spec — its dataset read, split by patient, labels encoded.
+
+Deterministic: the same spec and data folder give the same splits, which is what lets re-evaluation
+rebuild a run's validation and test sets from its config.json. The uncertainty policy shapes the
+training targets only; validation and test keep certain labels (uncertain → masked), so runs with
+different policies are compared on the same truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medbench.benchmark.spec import ExperimentSpec
+from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
+from medbench.data.images import unreadable_images_error
+from medbench.data.label_policy import default_upsample_factors, encode_labels, upsample_indices
+from medbench.data.splits import split_by_patient
+from medbench.errors import ConfigError
+from medbench.preprocessing.cache import ImageCache
+from medbench.preprocessing.dataset_cache import build_benchmark_cache
+from medbench.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_UNCERTAINTY = "ignore"
+"""How validation and test treat uncertain labels, whatever the training policy: masked."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of the data: sample ids, image paths and targets (NaN = masked), row-aligned."""
+
+    sample_ids: tuple[str, ...]
+    paths: tuple[str, ...]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame, targets: np.ndarray) -> Split:
+        return cls(tuple(table["sample_id"].astype(str)), tuple(table["path"].astype(str)), targets)
+
+    def subset(self, indices: np.ndarray) -> Split:
+        return Split(
+            tuple(self.sample_ids[i] for i in indices), tuple(self.paths[i] for i in indices), self.targets[indices]
+        )
+
+    def without(self, paths: set[str]) -> Split:
+        """The samples whose image is not in `paths`."""
+        return self.subset(np.asarray([i for i, path in enumerate(self.paths) if path not in paths], dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """Splits, classes and the dataset's full image list (the preprocessing cache covers all of it)."""
+
+    classes: tuple[str, ...]
+    train: Split
+    val: Split
+    test: Split
+    upsample_factors: dict[str, int] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+    channels: int = 1
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def without_unreadable(self, failed: dict[str, str], spec: ExperimentSpec) -> ExperimentData:
+        """The data without the images the cache could not read: an ImageError listing them, unless the
+        spec's options say `skip_unreadable`."""
+        used = set(self.train.paths) | set(self.val.paths) | set(self.test.paths)
+        failed = {path: reason for path, reason in failed.items() if path in used}
+        if not failed:
+            return self
+        if not spec.options.skip_unreadable:
+            raise unreadable_images_error(sorted(failed.items()))
+        logger.warning(
+            "%d unreadable images left out (skip_unreadable): %s", len(failed), ", ".join(sorted(failed)[:5])
+        )
+        drop = set(failed)
+        train, val, test = self.train.without(drop), self.val.without(drop), self.test.without(drop)
+        _check_not_empty(spec.benchmark.name, spec.benchmark.dataset, train, val, test)
+        return replace(self, train=train, val=val, test=test, skipped=failed)
+
+
+def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
+    """Load the spec's dataset, split it by patient and encode its labels — deterministically."""
+    benchmark, options = spec.benchmark, spec.options
+    dataset = get_dataset(benchmark.dataset)
+    classes = tuple(dataset.classes_for(benchmark.n_classes))
+    train_table, test_table = load_dataset(dataset, data_dir)
+    sources = tuple(all_image_paths(train_table, test_table))
+    if options.frontal_only:
+        train_table = train_table[train_table["frontal"]]
+        test_table = test_table[test_table["frontal"]] if test_table is not None else None
+    fractions = benchmark.split_fractions
+    if len(fractions) == 2:
+        if test_table is None:
+            raise ConfigError(
+                f"split DS{''.join(f'{p:02d}' for p in benchmark.split)} of {benchmark.name} takes the test set from "
+                f"the official test file, but dataset {dataset.name!r} has none; use a three-part split such as "
+                "DS701515"
+            )
+        train_part, val_part = split_by_patient(train_table, fractions, seed=benchmark.seed)
+        test_part = test_table
+    else:
+        train_part, val_part, test_part = split_by_patient(train_table, fractions, seed=benchmark.seed)
+
+    def encode(table: pd.DataFrame, uncertainty: str) -> Split:
+        raw = table.loc[:, list(classes)].to_numpy(dtype=np.float64)
+        return Split.from_table(table, encode_labels(raw, classes, uncertainty, unmentioned=options.unmentioned))
+
+    train = encode(train_part, benchmark.uncertainty)
+    val, test = encode(val_part, EVALUATION_UNCERTAINTY), encode(test_part, EVALUATION_UNCERTAINTY)
+    if options.max_train_samples is not None and len(train) > options.max_train_samples:
+        train = train.subset(np.arange(options.max_train_samples))
+    factors: dict[str, int] = {}
+    if benchmark.upsampled:
+        factors = dict(options.upsample_factors or default_upsample_factors(train.targets, classes))
+        train = train.subset(upsample_indices(train.targets, classes, factors))
+    _check_not_empty(benchmark.name, dataset.name, train, val, test)
+    return ExperimentData(classes, train, val, test, factors, sources, dataset.channels)
+
+
+def _check_not_empty(name: str, dataset: str, train: Split, val: Split, test: Split) -> None:
+    for part, split in (("train", train), ("val", val), ("test", test)):
+        if len(split) == 0:
+            raise ConfigError(f"{name}: the {part} split of dataset {dataset!r} is empty")
+
+
+def prepare(spec: ExperimentSpec, settings: Settings) -> tuple[ExperimentData, ImageCache]:
+    """The splits of `spec` with its dataset's preprocessing cache built (or reused) and unreadable images handled."""
+    data = prepare_data(spec, settings.data_dir)
+    cache = build_benchmark_cache(spec.benchmark, settings, sources=data.sources)
+    return data.without_unreadable(cache.failed, spec), cache

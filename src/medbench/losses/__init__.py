@@ -1,0 +1,5 @@
+"""Losses for multi-label training that ignore masked labels, and the class weights they take.
+
+Modules: `class_weights` (per-class weights from the training labels, NumPy) and
+`masked_crossentropy` (masked BCE, WBCE and CWBCE for Keras, named by the vocabulary's loss tokens).
+"""

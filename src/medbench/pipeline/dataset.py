@@ -1,0 +1,129 @@
+"""The tf.data input pipeline: cached uint8 pixels → batch gather → augment → standardize → batches.
+
+Images come preprocessed from an `ImageCache` (medbench.preprocessing): one `tf.numpy_function` per
+batch gathers them from the memory-mapped shards, and everything after that works on whole batches.
+Training order and augmentation of epoch e are a pure function of (seed, e), so a run resumed at
+epoch k sees exactly the batches an uninterrupted run sees there. Evaluation data keeps the order it
+was given and carries each sample's id next to its image, so every stored prediction names its image
+(the original re-shuffled its evaluation generator and misaligned saved predictions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from medbench.errors import ConfigError
+from medbench.pipeline.augmentation import augment_batch
+from medbench.pipeline.config import PipelineConfig
+from medbench.pipeline.standardize import standardize_batch
+from medbench.preprocessing.cache import ImageCache
+
+AUTOTUNE = tf.data.AUTOTUNE
+_PERMUTATION_STREAM = 0
+_AUGMENTATION_STREAM = 1
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches per epoch; the last, partial batch counts (it is kept)."""
+    return math.ceil(n / batch_size)
+
+
+def _check_cache(cache: ImageCache, config: PipelineConfig) -> None:
+    size, _, channels = cache.image_shape
+    if size != config.image_size:
+        raise ConfigError(
+            f"pipeline image_size {config.image_size} but the cache {cache.directory} holds {size} px images; "
+            "expected a cache built with the same image size"
+        )
+    if config.channels_out not in (channels, 3):
+        raise ConfigError(
+            f"channels_out {config.channels_out}: the cache holds {channels}-channel images, so expected "
+            f"{channels} or 3"
+        )
+
+
+def _gather(cache: ImageCache, rows: tf.Tensor) -> tf.Tensor:
+    """uint8 images of a batch of cache rows: one numpy call per batch."""
+    images = tf.numpy_function(cache.images, [rows], tf.uint8, stateful=False)
+    images.set_shape((None, *cache.image_shape))
+    return images
+
+
+def epoch_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, stream: int) -> tf.Tensor:
+    """The stateless seed of one random stream (permutation or augmentation) of one epoch."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(base, stream)
+
+
+def training_dataset(
+    cache: ImageCache,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    config: PipelineConfig,
+    *,
+    first_epoch: int = 0,
+    epochs: int = 1,
+) -> tf.data.Dataset:
+    """(images, targets) batches of epochs `first_epoch`..`epochs - 1`, one after the other.
+
+    Epoch e is a permutation drawn from seed (config.seed, e) cut into batches (the last one partial);
+    batch b of epoch e is augmented with seeds folded from (config.seed, e, b). Nothing depends on
+    earlier epochs, so a resumed run gets the same data. Use with
+    ``model.fit(data, initial_epoch=first_epoch, epochs=epochs, steps_per_epoch=steps_per_epoch(n, batch))``.
+    """
+    _check_cache(cache, config)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    targets = np.asarray(targets, dtype=np.float32)
+    if len(rows) != len(targets):
+        raise ConfigError(f"{len(rows)} cache rows but {len(targets)} target rows; expected one target row per image")
+    if len(rows) == 0:
+        raise ConfigError("no training samples")
+    n, batch_size = len(rows), config.batch_size
+    steps = steps_per_epoch(n, batch_size)
+    rows_t, targets_t = tf.constant(rows), tf.constant(targets)
+    seed, augmentations = config.seed, tuple(config.augmentations)
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=epoch_seed(seed, epoch, _PERMUTATION_STREAM)
+        )
+        augmentation = epoch_seed(seed, epoch, _AUGMENTATION_STREAM)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        numbers = tf.data.Dataset.range(steps)
+        return tf.data.Dataset.zip(batches, numbers).map(
+            lambda index, number: (index, tf.random.experimental.stateless_fold_in(augmentation, number))
+        )
+
+    def load(index: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images = _gather(cache, tf.gather(rows_t, index))
+        if augmentations:
+            images = augment_batch(images, batch_seed, augmentations)
+        return standardize_batch(images, config.standardize, config.channels_out), tf.gather(targets_t, index)
+
+    data = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+    return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
+
+
+def evaluation_dataset(
+    cache: ImageCache,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    sample_ids: Sequence[str],
+    config: PipelineConfig,
+) -> tf.data.Dataset:
+    """(images, targets, sample ids) batches in exactly the given order, never shuffled or augmented."""
+    _check_cache(cache, config)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    data = tf.data.Dataset.from_tensor_slices(
+        (rows, np.asarray(targets, dtype=np.float32), np.asarray(sample_ids, dtype=str))
+    ).batch(config.batch_size)
+
+    def load(batch_rows: tf.Tensor, batch_targets: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        images = _gather(cache, batch_rows)
+        return standardize_batch(images, config.standardize, config.channels_out), batch_targets, ids
+
+    return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)

@@ -1,0 +1,46 @@
+"""The preprocessing cache of a benchmark's dataset: the one function `Experiment` and `medbench preprocess` call.
+
+A benchmark's cache covers its dataset's whole image list (training and official test tables), not
+one split or option's subset, so every run with the same pixels shares it, whatever its split,
+frontal-only or sample-cap options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from medbench.benchmark.benchmark import Benchmark
+from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
+from medbench.preprocessing.cache import ImageCache, build_cache
+from medbench.preprocessing.params import PreprocessParams
+from medbench.settings import Settings
+
+
+def dataset_image_paths(dataset: str, settings: Settings) -> list[str]:
+    """Every image path of a registered dataset (training and official test tables), unique and sorted."""
+    return all_image_paths(*load_dataset(get_dataset(dataset), settings.data_dir))
+
+
+def benchmark_params(benchmark: Benchmark) -> PreprocessParams:
+    """The stored pixels a benchmark implies: its image size, crop and transformations, its dataset's channels."""
+    return PreprocessParams.for_benchmark(benchmark, channels=get_dataset(benchmark.dataset).channels)
+
+
+def build_benchmark_cache(
+    benchmark: Benchmark,
+    settings: Settings,
+    *,
+    sources: Sequence[str] | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> ImageCache:
+    """Build (or reuse) the cache of `benchmark`'s dataset under `settings.cache_root`.
+
+    `sources` is the dataset's image list when the caller has already read its label files
+    (`ExperimentData.sources`); otherwise the label files are read here.
+    """
+    paths = list(sources) if sources is not None else dataset_image_paths(benchmark.dataset, settings)
+    return build_cache(
+        paths, benchmark_params(benchmark), settings.cache_root, workers=workers, strict=strict, progress=progress
+    )

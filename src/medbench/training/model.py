@@ -1,0 +1,49 @@
+"""The model an experiment trains: built from its spec, compiled with a fresh optimizer, saved atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from medbench.architectures.base import SimpleBaseArchitecture
+from medbench.atomic import write_saved_atomic
+from medbench.benchmark.spec import ExperimentSpec
+from medbench.losses.class_weights import ClassWeights
+from medbench.losses.masked_crossentropy import make_loss
+from medbench.metrics.keras_metrics import MaskedAUC
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A new optimizer instance (never shared between runs: the original leaked learning rates)."""
+    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+
+
+def build_model(spec: ExperimentSpec, n_classes: int, weights_dir: Path) -> keras.Model:
+    """The spec's architecture with its head, at the benchmark's image size, uncompiled."""
+    size = spec.benchmark.image_size
+    return SimpleBaseArchitecture(
+        spec.architecture,
+        n_classes,
+        input_shape=(size, size, 3),
+        weights=spec.options.weights,
+        fcl=spec.options.fcl,
+        weights_dir=weights_dir,
+    )
+
+
+def compile_model(model: keras.Model, spec: ExperimentSpec, class_weights: ClassWeights | None) -> keras.Model:
+    """Compile with the benchmark's optimizer, learning rate and masked loss, and a masked AUC to watch."""
+    benchmark = spec.benchmark
+    model.compile(
+        optimizer=make_optimizer(benchmark.optimizer, benchmark.learning_rate),
+        loss=make_loss(benchmark.loss, class_weights),
+        metrics=[MaskedAUC(name="masked_auc")],
+        jit_compile=spec.options.jit_compile,
+    )
+    return model
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a .keras file (optimizer state included) atomically."""
+    write_saved_atomic(path, model.save)
