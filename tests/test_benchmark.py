@@ -168,3 +168,166 @@ def test_presets_are_consistent_with_their_names() -> None:
     for token, preset in UNCERTAINTY_PRESETS.items():
         assert token == f"U{len(preset.uzeros)}{len(preset.uones)}"
         assert not set(preset.uzeros) & set(preset.uones)
+
+
+# --------------------------------------------------------------------------------------------------
+# A name that parses can run; the original platform's names are read with legacy=True
+# --------------------------------------------------------------------------------------------------
+
+
+def _number(valid_low: int, valid_high: int) -> st.SearchStrategy[int]:
+    """Mostly valid values, with the degenerate ones around the range mixed in."""
+    edges = [0, 1, valid_low - 1, valid_high + 1, 99999]
+    return st.one_of(st.integers(valid_low, valid_high), st.sampled_from([e for e in edges if e >= 0]))
+
+
+any_transform = st.one_of(
+    st.builds(lambda r, a: f"sharp{r}{a}", st.integers(0, 9), st.integers(0, 9)),
+    st.just("histeq"),
+    st.builds(lambda n: f"clahe{n}", st.one_of(st.just(""), _number(1, 100).map(str))),
+    _number(1, 50).map(lambda n: f"blur{n}"),
+    _number(2, 51).map(lambda n: f"median{n}"),
+    st.builds(lambda c, w: f"window{c}w{w}", _number(0, 255), _number(1, 510)),
+)
+
+names = st.builds(
+    lambda e, b, n, transforms, d, mantissa, exponent, factor, seed: "_".join(
+        [
+            "demo",
+            "BCE",
+            f"E{e}",
+            f"B{b}",
+            "C0",
+            f"N{n}",
+            *(["-".join(transforms)] if transforms else []),
+            f"D{d}",
+            "DS8020",
+            f"{mantissa}LR{exponent}",
+            f"LF{factor}",
+            "Adam",
+            *([f"S{seed}"] if seed else []),
+        ]
+    ),
+    _number(1, 1000),
+    _number(1, 4096),
+    _number(1, 1000),
+    st.lists(any_transform, max_size=3),
+    _number(8, 4096),
+    st.integers(0, 999),
+    st.integers(0, 12),
+    st.integers(0, 99).map(str),
+    st.one_of(st.just(0), st.integers(1, 2**33)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names)
+def test_every_name_that_parses_builds_its_preprocessing_and_options(name: str) -> None:
+    import numpy as np
+
+    from medbench.benchmark import ExperimentSpec
+    from medbench.preprocessing.params import PreprocessParams, preprocess_image  # noqa: F401
+    from medbench.preprocessing.transforms import compose
+    from medbench.training.schedule import Schedule
+
+    try:
+        benchmark = Benchmark.from_name(name)
+    except BenchmarkNameError as error:
+        assert "expected" in str(error)
+        return
+    params = PreprocessParams.for_benchmark(benchmark)
+    image = np.random.default_rng(0).integers(0, 256, (40, 48), dtype=np.uint8)
+    assert compose(params.transformations)(image).shape == image.shape
+    spec = ExperimentSpec(benchmark)
+    schedule = Schedule.for_spec(spec)
+    assert 0 < schedule.learning_rate and 0 < schedule.lr_factor < 1 and schedule.epochs >= 1
+    np.random.default_rng(benchmark.seed)
+    np.random.seed(benchmark.seed)  # keras.utils.set_random_seed seeds NumPy's legacy generator with it
+
+
+@pytest.mark.parametrize(
+    ("token", "replaces", "must_mention"),
+    [
+        ("E0", "E1", ["E0", "1..1000"]),
+        ("B0", "B16", ["B0", "1..4096"]),
+        ("N0", "N5", ["N0", "1..1000"]),
+        ("D0", "D32", ["D0", "8..4096"]),
+        ("D100000", "D32", ["D100000", "8..4096"]),
+        ("0LR3", "1LR3", ["learning_rate 0.0", "(0, 10]"]),
+        ("11LR0", "1LR3", ["learning_rate 11.0", "(0, 10]"]),
+        ("LF0", "LF5", ["lr_factor 0.0", "(0, 1)"]),
+        ("S4294967296", "Adam", ["S4294967296", "0..4294967295"]),
+    ],
+)
+def test_degenerate_numbers_are_refused_with_their_range(token: str, replaces: str, must_mention: list[str]) -> None:
+    name = "demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"
+    bad = name.replace(f"_{replaces}", f"_{replaces}_{token}" if replaces == "Adam" else f"_{token}", 1)
+    with pytest.raises(BenchmarkNameError) as caught:
+        Benchmark.from_name(bad)
+    for text in must_mention:
+        assert text in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "parameter"),
+    [
+        ("window128w0", "width 0"),
+        ("window300w10", "center 300"),
+        ("sharp01", "radius 0"),
+        ("sharp20", "amount 0"),
+        ("blur0", "sigma 0"),
+        ("blur99999", "sigma 99999"),
+        ("median1", "size 1"),
+        ("clahe0", "clip_limit 0"),
+    ],
+)
+def test_degenerate_transformations_are_refused_at_parse_time(token: str, parameter: str) -> None:
+    with pytest.raises(BenchmarkNameError) as caught:
+        Benchmark.from_name(f"demo_BCE_E1_B8_C0_N5_{token}_D64_DS8020_1LR3_LF5_Adam")
+    assert f"'{token}'" in str(caught.value) and parameter in str(caught.value) and "in " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("original", "canonical"),
+    [
+        (
+            "Chexpert_BCE_E3_B32_C0_N12_Uones_D256_DS9505_2LR1_LF5_SGD_Upsampled_1",
+            "chexpert_BCE_E3_B32_C0_N12_Uone_D256_DS9505_2LR1_LF5_SGD_upsampled",
+        ),
+        (
+            "Chexpert_CWBCE_L1Normed_E3_B32_C0_N12_AugAffineColor_sharp21_U75_D256_DS9505_5LR1_LF1_SGD_Upsampled",
+            "chexpert_CWBCE_L1Normed_E3_B32_C0_N12_AugAffineColor_sharp21_U75_D256_DS9505_5LR1_LF1_SGD_upsampled",
+        ),
+        ("Chexpert_CWBCE_E9_B32_C0_N12_D320", "chexpert_CWBCE_E9_B32_C0_N12_D320_1LR3_LF1_Adam"),
+        ("Chexpert_BCE_E5_B32_C0_N5_D256_DS9010_LR4", "chexpert_BCE_E5_B32_C0_N5_D256_DS9010_1LR4_LF1_Adam"),
+        ("chexpert_BCE_E3_B32_C0_N12_UONES_D256_1LR4_LF5", "chexpert_BCE_E3_B32_C0_N12_Uone_D256_1LR4_LF5_Adam"),
+        ("chexpert_BCE_E3_B32_C0_N12_UZEROES_D256_1LR4_LF5", "chexpert_BCE_E3_B32_C0_N12_D256_1LR4_LF5_Adam"),
+        (
+            "Chexpert_WBCE_NoNorm_E3_B32_C1_N12_NoAug_hist_gb_D256_DS9505_1LR4_LF5_Adam",
+            "chexpert_WBCE_E3_B32_C1_N12_histeq-blur1_D256_DS9505_1LR4_LF5_Adam",
+        ),
+        ("chexpert_BCE_E3_B32_C0_N12_gb_hist_D256", "chexpert_BCE_E3_B32_C0_N12_blur1-histeq_D256_1LR3_LF1_Adam"),
+    ],
+)
+def test_original_names_are_read_into_the_nearest_benchmark(original: str, canonical: str) -> None:
+    with pytest.raises(BenchmarkNameError):
+        Benchmark.from_name(original)
+    assert Benchmark.from_name(original, legacy=True).name == canonical
+    assert Benchmark.from_name(canonical, legacy=True).name == canonical, "canonical names read the same either way"
+
+
+@pytest.mark.parametrize(
+    ("original", "must_mention"),
+    [
+        ("Chexpert_FOCAL_E3_B32_C0_N12_D256", ["'FOCAL'", "BCE, WBCE, CWBCE"]),
+        ("Chexpert_BCE_E3_B32_C0_N12_Umaybe_D256", ["'Umaybe'"]),
+        ("Chexpert_BCE_E3_B32_C0_N12_D256_DS9505_2LR1_LF5_SGD_extra", ["'extra'"]),
+        ("Chexpert_BCE_E0_B32_C0_N12_D256", ["E0"]),
+    ],
+)
+def test_legacy_reading_still_refuses_what_it_cannot_read(original: str, must_mention: list[str]) -> None:
+    with pytest.raises(BenchmarkNameError) as caught:
+        Benchmark.from_name(original, legacy=True)
+    for text in must_mention:
+        assert text in str(caught.value)
+    assert repr(original) in str(caught.value), "the error names the name as given"

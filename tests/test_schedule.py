@@ -78,3 +78,38 @@ def test_undefined_first_epoch_does_not_poison_best() -> None:
     series = [math.nan, 0.6, 0.7, 0.8]
     assert plateau_decays(_history(series), 1) == [True, False, False, False]
     assert not should_stop_early(_history(series), 2)
+
+
+def test_schedule_decays_on_plateau_stops_and_finishes_from_history_alone() -> None:
+    from medbench.training.schedule import Schedule, best_epoch
+
+    schedule = Schedule(learning_rate=1e-3, lr_factor=0.5, epochs=5, plateau_patience=1, early_stopping_patience=2)
+    history = _history([0.6, 0.7])
+    assert schedule.rate_at_start(3) is None, "the plateau schedule sets no rate when an epoch starts"
+    assert schedule.after_epoch(history, 1e-3).next_rate is None
+    stalled = _history([0.6, 0.7, 0.65])
+    decision = schedule.after_epoch(stalled, 1e-3)
+    assert decision.next_rate == pytest.approx(5e-4) and not decision.stop
+    assert schedule.after_epoch(_history([0.6, 0.7, 0.65, 0.6]), 5e-4).stop
+    assert not schedule.finished(history) and schedule.finished(_history([0.6, 0.7, 0.65, 0.6]))
+    assert schedule.finished(_history([0.1, 0.2, 0.3, 0.4, 0.5]))
+    assert best_epoch(stalled) == 2 and best_epoch(_history([math.nan, math.nan])) == 2
+
+
+def test_epoch_schedule_sets_the_decayed_rate_at_each_start() -> None:
+    from medbench.training.schedule import Schedule
+
+    schedule = Schedule(learning_rate=1e-2, lr_factor=0.1, epochs=3, lr_schedule="epoch")
+    assert [schedule.rate_at_start(epoch) for epoch in range(3)] == pytest.approx([1e-2, 1e-3, 1e-4])
+    assert schedule.after_epoch(_history([0.5, 0.4]), 1e-3).next_rate is None
+
+
+def test_schedule_of_a_spec_takes_the_benchmark_and_the_options() -> None:
+    from medbench.benchmark import ExperimentOptions, ExperimentSpec
+    from medbench.training.schedule import Schedule
+
+    spec = ExperimentSpec(
+        "demo_BCE_E4_B16_C0_N5_D32_DS8020_25LR6_LF25_Adam",
+        options=ExperimentOptions(lr_schedule="epoch", plateau_patience=2, early_stopping_patience=3),
+    )
+    assert Schedule.for_spec(spec) == Schedule(2.5e-5, 0.25, 4, "epoch", 2, 3)

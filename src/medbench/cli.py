@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     settings = _settings()
     frame = predict_images(resolve_run(args.run, settings), args.images, settings)
     if args.out:
-        frame.to_csv(args.out, index=False, float_format="%.6f")
+        from medbench.atomic import write_bytes_atomic
+
+        write_bytes_atomic(args.out, frame.to_csv(index=False, float_format="%.6f").encode("utf-8"))
         print(f"{len(frame)} prediction(s) written to {args.out}")
     else:
         print(frame.to_csv(index=False, float_format="%.6f"), end="")
@@ -247,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--skip-unreadable", action="store_true", help="leave out unreadable images instead of stopping (listed)"
     )
-    run.set_defaults(func=cmd_exec, check=_check_exec)
+    run.set_defaults(func=cmd_exec, check=partial(_check_exec, run))
 
     again = commands.add_parser("reevaluate", help="recompute metrics of saved runs (and of every epoch)")
     again.add_argument("--run", action="append", help="run id (repeatable; default all saved runs)")
@@ -322,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "check", None) is not None:
-        args.check(parser, args)
+        args.check(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

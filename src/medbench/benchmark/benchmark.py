@@ -83,11 +83,12 @@ class Benchmark:
         With `legacy`, the original platform's spellings are read too (see `medbench.benchmark.legacy`),
         what older names omit taken from the original's defaults.
         """
-        values = decode(modernize(text) if legacy else text)
+        source = modernize(text) if legacy else text
         try:
-            return cls(**values)
+            return cls(**decode(source))
         except BenchmarkNameError as error:
-            raise BenchmarkNameError(f"benchmark name {text!r}: {error}") from None
+            read_as = f" (read as {source!r})" if source != text else ""
+            raise BenchmarkNameError(f"benchmark name {text!r}{read_as}: {error}") from None
 
     @property
     def uncertainty_preset(self) -> UncertaintyPreset | None:

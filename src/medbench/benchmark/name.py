@@ -188,12 +188,15 @@ FIELDS: tuple[_Field, ...] = (
 
 
 def decode(name: str) -> dict[str, Any]:
-    """The field values a name spells; an unknown or malformed token is an error naming it and the valid forms."""
+    """The field values a name spells; an unknown or malformed token is an error naming it and the valid forms.
+
+    The messages say what is wrong with which token; `Benchmark.from_name` prefixes the name.
+    """
     if not isinstance(name, str) or not name:
-        raise BenchmarkNameError(f"benchmark name {name!r}: expected a non-empty string like {EXAMPLE_NAME!r}")
+        raise BenchmarkNameError(f"expected a non-empty string like {EXAMPLE_NAME!r}")
     tokens = name.split("_")
     if any(not token for token in tokens):
-        raise BenchmarkNameError(f"benchmark name {name!r}: empty token (doubled or trailing '_')")
+        raise BenchmarkNameError("empty token (doubled or trailing '_')")
     values: dict[str, Any] = {"dataset": tokens[0]}
     position = 1
     for spec in FIELDS:
@@ -203,18 +206,15 @@ def decode(name: str) -> dict[str, Any]:
                 values.update(spec.parse(token))
             except ValueError:
                 raise BenchmarkNameError(
-                    f"benchmark name {name!r}: token {token!r} at position {position + 1} is not a valid "
-                    f"{spec.label}; expected {spec.forms}"
+                    f"token {token!r} at position {position + 1} is not a valid {spec.label}; expected {spec.forms}"
                 ) from None
             position += 1
         elif spec.required:
             found = f"token {token!r} at position {position + 1}" if token is not None else "the end of the name"
-            raise BenchmarkNameError(
-                f"benchmark name {name!r}: expected the {spec.label} ({spec.forms}) but found {found}"
-            )
+            raise BenchmarkNameError(f"expected the {spec.label} ({spec.forms}) but found {found}")
     if position < len(tokens):
         raise BenchmarkNameError(
-            f"benchmark name {name!r}: unknown token {tokens[position]!r} at position {position + 1}; "
+            f"unknown token {tokens[position]!r} at position {position + 1}; "
             f"after {tokens[position - 1]!r} only these may follow in order: {_forms_after(tokens[position - 1])}"
         )
     return values

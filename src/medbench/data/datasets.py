@@ -331,7 +331,7 @@ def _chestxray14_spec(size: int) -> DatasetSpec:
 for _spec in (
     _chexpert_spec("chexpert", "CheXpert-v1.0-small: about 224k training images, official validation set as test"),
     _chexpert_spec("chexpert-dev", "A ~15k-image subset of CheXpert-v1.0-small for development"),
-    _chexpert_spec("demo", "Synthetic CheXpert-layout dataset written by medbench.data.demo"),
+    _chexpert_spec("demo", "Synthetic CheXpert-layout dataset written by medbench.demo"),
     _chestxray14_spec(256),
     _chestxray14_spec(512),
 ):
