@@ -152,3 +152,13 @@ def test_a_config_written_before_the_spec_existed_still_reads(tmp_path: Path) ->
     }
     (folder / "config.json").write_text(json.dumps(old))
     assert SavedRun.load(folder).spec == SPEC
+
+
+def test_a_run_whose_config_holds_no_readable_spec_is_not_made_from_any(tmp_path: Path) -> None:
+    run_dir = _run(tmp_path)
+    config = run_dir.read_config()
+    config["options"]["no_such_option"] = 1
+    run_dir.write_config(config)
+    [saved] = saved_runs(tmp_path)
+    assert not saved.made_from(SPEC)
+    assert SavedRun.load(_run(tmp_path, "20260101T000000Z-bbbbbb").path).made_from(SPEC)

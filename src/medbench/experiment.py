@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
@@ -98,7 +99,9 @@ class Experiment:
         data, self._cache = prepare(self.spec, self.settings)
         return data
 
-    def evaluate(self, model: keras.Model, split: Split, data: ExperimentData) -> tuple[MetricsReport, list, Any]:
+    def evaluate(
+        self, model: keras.Model, split: Split, data: ExperimentData
+    ) -> tuple[MetricsReport, list[str], np.ndarray]:
         """(metrics, sample ids, predictions) of `model` on one split, in its fixed order."""
         return evaluate_split(model, split, data.classes, self.cache, PipelineConfig.for_spec(self.spec))
 
@@ -115,7 +118,7 @@ class Experiment:
     def run_or_resume(self, *, rerun: bool = False) -> dict[str, Any]:
         """Resume this spec's unfinished run, or skip a completed one unless `rerun`, or start a new run."""
         for saved in reversed(
-            [run for run in saved_runs(self.settings.models_dir, self.name) if run.spec == self.spec]
+            [run for run in saved_runs(self.settings.models_dir, self.name) if run.made_from(self.spec)]
         ):
             if saved.run_dir.is_complete():
                 if rerun:

@@ -118,9 +118,11 @@ SPLIT_PERCENT = IntRange(1, 99)
 
 @dataclass(frozen=True)
 class Parameter:
-    """One numeric parameter of a transformation: its name, range and the value an omitted digit means."""
+    """One numeric parameter of a transformation: its name, the letter standing for it in the written form,
+    its range and the value an omitted number means."""
 
     name: str
+    letter: str
     range: IntRange
     default: int | None = None
 
@@ -139,13 +141,19 @@ class TransformForm:
     def regex(self) -> re.Pattern[str]:
         return re.compile(self.pattern)
 
+    @property
+    def text(self) -> str:
+        """The written form with its ranges, e.g. "windowCwW (C in 0..255, W in 1..510)"."""
+        ranges = ", ".join(f"{parameter.letter} in {parameter.range}" for parameter in self.parameters)
+        return f"{self.written} ({ranges})" if ranges else self.written
+
 
 TRANSFORM_FORMS: tuple[TransformForm, ...] = (
     TransformForm(
         "sharp",
         "sharpRA",
         r"sharp(\d)(\d)",
-        (Parameter("radius", IntRange(1, 9)), Parameter("amount", IntRange(1, 9))),
+        (Parameter("radius", "R", IntRange(1, 9)), Parameter("amount", "A", IntRange(1, 9))),
         "unsharp mask: image + amount * (image - gaussian(image, sigma=radius))",
     ),
     TransformForm("histeq", "histeq", r"histeq", (), "global histogram equalisation"),
@@ -153,18 +161,24 @@ TRANSFORM_FORMS: tuple[TransformForm, ...] = (
         "clahe",
         "clahe[N]",
         r"clahe(\d*)",
-        (Parameter("clip_limit", IntRange(1, 100), default=2),),
+        (Parameter("clip_limit", "N", IntRange(1, 100), default=2),),
         "CLAHE, clip limit N",
     ),
-    TransformForm("blur", "blurN", r"blur(\d+)", (Parameter("sigma", IntRange(1, 50)),), "gaussian blur, sigma N px"),
     TransformForm(
-        "median", "medianN", r"median(\d+)", (Parameter("size", IntRange(2, 51)),), "median filter, N px (even → N + 1)"
+        "blur", "blurN", r"blur(\d+)", (Parameter("sigma", "N", IntRange(1, 50)),), "gaussian blur, sigma N px"
+    ),
+    TransformForm(
+        "median",
+        "medianN",
+        r"median(\d+)",
+        (Parameter("size", "N", IntRange(2, 51)),),
+        "median filter, N px (even → N + 1)",
     ),
     TransformForm(
         "window",
         "windowCwW",
         r"window(\d+)w(\d+)",
-        (Parameter("center", IntRange(0, 255)), Parameter("width", IntRange(1, 510))),
+        (Parameter("center", "C", IntRange(0, 255)), Parameter("width", "W", IntRange(1, 510))),
         "intensity window: C ± W/2 → 0..255",
     ),
 )
@@ -188,11 +202,7 @@ class Transformation:
 
 def transform_forms_text() -> str:
     """The written forms with their ranges, for error messages and the CLI."""
-    parts = []
-    for form in TRANSFORM_FORMS:
-        ranges = ", ".join(f"{p.name[0].upper()} in {p.range}" for p in form.parameters)
-        parts.append(f"{form.written} ({ranges})" if ranges else form.written)
-    return ", ".join(parts)
+    return ", ".join(form.text for form in TRANSFORM_FORMS)
 
 
 def parse_transformation(token: str) -> Transformation:

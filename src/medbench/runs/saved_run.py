@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.benchmark.spec import ExperimentSpec
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, MedbenchError
 from medbench.runs.run_dir import CONFIG, RunDir
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,14 @@ class SavedRun:
     def spec(self) -> ExperimentSpec:
         """The benchmark, architecture and options the run was made with."""
         return ExperimentSpec.from_dict(self.config)
+
+    def made_from(self, spec: ExperimentSpec) -> bool:
+        """True when the run was made from `spec` (False, too, when its stored spec cannot be read)."""
+        try:
+            return self.spec == spec
+        except (MedbenchError, KeyError, TypeError) as error:
+            logger.warning("run %s: its config.json does not hold a readable spec (%s)", self.run_dir.path, error)
+            return False
 
     @property
     def classes(self) -> tuple[str, ...]:
