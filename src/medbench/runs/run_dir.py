@@ -86,10 +86,6 @@ class RunDir:
         """The experiment folder ``models/<experiment name>/``, which holds one folder per run."""
         return self.path.parent
 
-    @property
-    def experiment_folder(self) -> Path:
-        return self.path.parent
-
     def __truediv__(self, relative: str | os.PathLike[str]) -> Path:
         """A path inside the run folder (``run_dir / "history.json"``)."""
         return self.path / relative
@@ -122,7 +118,7 @@ class RunDir:
 
     @property
     def lock_path(self) -> Path:
-        return self.experiment_folder / f".{self.run_id}.lock"
+        return self.parent / f".{self.run_id}.lock"
 
     def checkpoint_path(self, epoch: int) -> Path:
         return self.path / checkpoint_name(epoch)
@@ -217,7 +213,7 @@ class RunDir:
     def exclusive(self) -> Iterator[None]:
         """One process per run: a second one gets a clear error instead of writing beside the first."""
         with self.guard_writes(lambda: 0):
-            self.experiment_folder.mkdir(parents=True, exist_ok=True)
+            self.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.lock_path, timeout=0)
         try:
             lock.acquire()
