@@ -39,7 +39,10 @@ class BenchmarkError(RuntimeError):
 def cached_pipeline_inputs(
     images: list[Path], args: argparse.Namespace, augmentations: tuple[str, ...]
 ) -> tuple[Any, Any, Any]:
-    """medbench's side of a run: the 1-channel cache of `images` (built or reused), their rows, the pipeline config."""
+    """medbench's side of a run: the 1-channel cache of `images` (built or reused), their rows, the pipeline config.
+
+    The pipeline yields uint8 (batch, size, size, 1) batches: the model standardizes them itself.
+    """
     from medbench.pipeline.config import PipelineConfig
     from medbench.preprocessing import PreprocessParams, build_cache
 
@@ -47,12 +50,7 @@ def cached_pipeline_inputs(
     params = PreprocessParams(image_size=args.image_size, channels=1)
     cache = build_cache(paths, params, args.work_dir / "cache", progress=False)
     config = PipelineConfig(
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        standardize=args.standardize,
-        augmentations=augmentations,
-        seed=args.seed,
-        channels_out=3,
+        image_size=args.image_size, batch_size=args.batch_size, augmentations=augmentations, seed=args.seed
     )
     return cache, cache.rows(paths), config
 

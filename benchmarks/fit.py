@@ -1,15 +1,16 @@
 """End-to-end `fit`: images/s training on medbench's cached pipeline vs on tensors already in memory.
 
-A small CNN (`2D.SmallCNN`, 128 px, 3 channels, 5 sigmoid outputs, Adam, BCE) is where the input
-pipeline's cost shows on a CPU: the model is cheap, and tf.data shares the same cores with training.
+A small CNN (`2D.SmallCNN`, 128 px, 5 sigmoid outputs, Adam, BCE; it takes 1-channel uint8 images and
+standardizes them itself) is where the input pipeline's cost shows on a CPU: the model is cheap, and
+tf.data shares the same cores with training.
 Two identical models (same initial weights) are fitted, each for one untimed epoch first (tracing),
 then alternately (pipeline, in-memory, pipeline, ...) for --epochs epochs of --steps steps per repeat,
 timed epoch by epoch (the `fit` call's own set-up and tear-down, paid once per run, left out):
 
-- pipeline: `training_dataset` over the preprocessing cache (1-channel uint8 128 px, shuffled
-  per epoch, standardized to 3 channels per batch, prefetched);
-- in memory: `tf.data.Dataset.from_tensor_slices` of the same images, standardized beforehand into
-  float32 (n, 128, 128, 3), batched, repeated and prefetched (not shuffled: the cheapest input there is).
+- pipeline: `training_dataset` over the preprocessing cache (1-channel uint8 128 px batches, shuffled
+  per epoch, prefetched);
+- in memory: `tf.data.Dataset.from_tensor_slices` of the same uint8 images (n, 128, 128, 1), batched,
+  repeated and prefetched (not shuffled: the cheapest input there is).
 
     python benchmarks/fit.py
     python benchmarks/fit.py --augment affine    # with the pipeline's affine augmentation on
@@ -51,7 +52,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="steps per epoch (one pass over the images)")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per repeat")
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--standardize", default="unit", help="standardize mode on both sides")
     parser.add_argument("--augment", choices=("none", "affine"), default="none", help="pipeline augmentation")
     args = parser.parse_args(argv)
     if args.quick:
@@ -65,7 +65,7 @@ def build_model(image_size: int, seed: int) -> object:
     from medbench.architectures.base import SimpleBaseArchitecture
 
     keras.utils.set_random_seed(seed)
-    model = SimpleBaseArchitecture(ARCHITECTURE, N_CLASSES, input_shape=(image_size, image_size, 3))
+    model = SimpleBaseArchitecture(ARCHITECTURE, N_CLASSES, input_shape=(image_size, image_size, 1))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
     return model
 
@@ -114,14 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from medbench.pipeline.dataset import training_dataset
-    from medbench.pipeline.standardize import standardize_images
 
     augmentations = () if args.augment == "none" else (args.augment,)
     cache, rows, config = cached_pipeline_inputs(images, args, augmentations)
     targets = np.random.default_rng(args.seed).integers(0, 2, (count, N_CLASSES)).astype(np.float32)
-    in_memory = standardize_images(cache.images(rows), config).astype(np.float32)
-    if in_memory.shape != (count, args.image_size, args.image_size, 3):
-        raise BenchmarkError(f"standardized images have shape {in_memory.shape}")
+    in_memory = cache.images(rows)
+    if in_memory.shape != (count, args.image_size, args.image_size, 1):
+        raise BenchmarkError(f"cached images have shape {in_memory.shape}")
     memory_dataset = (
         tf.data.Dataset.from_tensor_slices((in_memory, targets))
         .batch(args.batch_size)
@@ -137,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         "end-to-end fit: images per second",
         {
             "images": f"{count} files under {os.path.commonpath([str(Path(path).parent) for path in images])}",
-            "model": f"{ARCHITECTURE}, {args.image_size} px x 3, {N_CLASSES} outputs, Adam, BCE",
+            "model": f"{ARCHITECTURE}, {args.image_size} px uint8 x 1 (standardized in the model), {N_CLASSES} outputs",
             "per repeat": f"{args.epochs} epochs x {args.steps} steps x batch {args.batch_size}",
-            "pipeline": f"standardize={args.standardize}, augmentations={list(augmentations) or 'none'}",
+            "pipeline": f"uint8 batches, augmentations={list(augmentations) or 'none'}",
             "cores": cpu_count(),
             "versions": python_versions(),
             "repeats": f"{args.repeats}, interleaved (after one untimed tracing epoch each)",

@@ -102,7 +102,7 @@ def medbench_contender(images: list[Path], args: argparse.Namespace, augmentatio
 
     first = training_dataset(cache, rows, targets, config, first_epoch=0, epochs=1)
     count, shape, _ = one_pass(first, args.batches + 1)
-    if count != len(images) or shape[1:] != (args.image_size, args.image_size, 3):
+    if count != len(images) or shape[1:] != (args.image_size, args.image_size, 1):
         raise BenchmarkError(f"medbench produced {count} images of shape {shape[1:]}; expected {len(images)}")
 
     def measure() -> float:

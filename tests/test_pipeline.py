@@ -13,8 +13,7 @@ from medbench.errors import ConfigError
 from medbench.pipeline.augmentation import affine_matrices, affine_matrix, augment_affine_batch, augment_color_batch
 from medbench.pipeline.config import PipelineConfig
 from medbench.pipeline.dataset import evaluation_dataset, steps_per_epoch, training_dataset
-from medbench.pipeline.standardize import standardize, standardize_images
-from medbench.preprocessing import ImageCache, PreprocessParams, build_cache, preprocess_image
+from medbench.preprocessing import ImageCache, PreprocessParams, build_cache
 
 N = 10
 
@@ -72,33 +71,30 @@ def test_evaluation_keeps_order_and_ids(flat: ImageCache, flat_paths: list[str])
     rows = flat.rows([flat_paths[i] for i in order])
     targets = np.arange(len(order) * 2, dtype=np.float32).reshape(-1, 2)
     ids = [f"id-{i}-{k}" for k, i in enumerate(order)]
-    config = PipelineConfig(image_size=16, batch_size=4, standardize="none")
+    config = PipelineConfig(image_size=16, batch_size=4)
     got = batches(evaluation_dataset(flat, rows, targets, ids, config))
-    assert [batch[0].shape for batch in got] == [(4, 16, 16, 3), (4, 16, 16, 3), (3, 16, 16, 3)]
+    assert [batch[0].shape for batch in got] == [(4, 16, 16, 1), (4, 16, 16, 1), (3, 16, 16, 1)]
     assert [value.decode() for batch in got for value in batch[2]] == ids
     np.testing.assert_array_equal(np.concatenate([batch[1] for batch in got]), targets)
     assert flat_levels(np.concatenate([batch[0] for batch in got])) == [levels()[i] for i in order]
 
 
-def test_one_channel_cache_expands_to_three_or_stays_one(flat: ImageCache) -> None:
+def test_batches_are_the_cached_uint8_pixels_with_the_cache_channels(flat: ImageCache) -> None:
     rows = np.arange(N)
-    three = batches(evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16)))
-    assert three[0][0].shape == (N, 16, 16, 3)
-    np.testing.assert_array_equal(three[0][0][..., 0], three[0][0][..., 2])
-    one = batches(evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16, out=1)))
-    assert one[0][0].shape == (N, 16, 16, 1)
-    np.testing.assert_array_equal(one[0][0][..., 0], three[0][0][..., 0])
+    [(images, _, _)] = batches(evaluation_dataset(flat, rows, np.zeros((N, 1)), list("abcdefghij"), _config(16)))
+    assert images.dtype == np.uint8 and images.shape == (N, 16, 16, 1)
+    np.testing.assert_array_equal(images, flat.images(rows))
+    [(trained, _)] = batches(training_dataset(flat, rows, np.zeros((N, 1)), _config(16)))
+    assert trained.dtype == np.uint8 and trained.shape == (N, 16, 16, 1)
 
 
-def _config(size: int, batch: int = N, out: int = 3, **kwargs: object) -> PipelineConfig:
-    return PipelineConfig(image_size=size, batch_size=batch, standardize="none", channels_out=out, **kwargs)  # type: ignore[arg-type]
+def _config(size: int, batch: int = N, **kwargs: object) -> PipelineConfig:
+    return PipelineConfig(image_size=size, batch_size=batch, **kwargs)  # type: ignore[arg-type]
 
 
 def test_the_cache_must_fit_the_config(flat: ImageCache) -> None:
     with pytest.raises(ConfigError, match="16 px"):
         evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), _config(32))
-    with pytest.raises(ConfigError, match="channels_out"):
-        training_dataset(flat, np.arange(N), np.zeros((N, 1)), _config(16, out=2))
     with pytest.raises(ConfigError, match="target rows"):
         training_dataset(flat, np.arange(N), np.zeros((N - 1, 1)), _config(16))
 
@@ -123,9 +119,7 @@ def test_training_order_is_a_function_of_seed_and_epoch(flat: ImageCache) -> Non
 
 def test_resumed_run_gets_the_same_batches(textured: ImageCache) -> None:
     targets = np.arange(N, dtype=np.float32)[:, None]
-    config = PipelineConfig(
-        image_size=32, batch_size=4, standardize="tf", augmentations=("affine", "color"), seed=7, channels_out=3
-    )
+    config = PipelineConfig(image_size=32, batch_size=4, augmentations=("affine", "color"), seed=7)
     rows = np.arange(N)
     whole = batches(training_dataset(textured, rows, targets, config, first_epoch=0, epochs=3))
     resumed = batches(training_dataset(textured, rows, targets, config, first_epoch=1, epochs=3))
@@ -143,9 +137,9 @@ def test_augmentation_changes_pixels_but_not_shapes(textured: ImageCache) -> Non
     for augmentations in (("affine",), ("color",), ("affine", "color")):
         config = _config(32, seed=3, augmentations=augmentations)
         augmented = batches(training_dataset(textured, rows, targets, config))
-        assert augmented[0][0].shape == plain[0][0].shape == (N, 32, 32, 3)
+        assert augmented[0][0].shape == plain[0][0].shape == (N, 32, 32, 1)
+        assert augmented[0][0].dtype == np.uint8, "every augmentation hands the model uint8"
         assert not np.allclose(augmented[0][0], plain[0][0])  # same seed, so the same order
-        assert 0.0 <= augmented[0][0].min() and augmented[0][0].max() <= 255.0
 
 
 def test_batch_augmentation_differs_per_image() -> None:
@@ -174,33 +168,15 @@ def test_affine_matrices_stay_within_the_declared_ranges() -> None:
     assert single.shape == (8,)
 
 
-@pytest.mark.parametrize("mode", ["unit", "tf", "torch", "caffe", "zscore", "none"])
-def test_standardize_modes_match_standardize(flat: ImageCache, flat_paths: list[str], mode: str) -> None:
-    config = PipelineConfig(image_size=16, batch_size=4, standardize=mode)
-    got = np.concatenate(
-        [b[0] for b in batches(evaluation_dataset(flat, np.arange(N), np.zeros((N, 1)), list("abcdefghij"), config))]
-    )
-    raw = np.repeat(flat.images(np.arange(N)).astype(np.float32), 3, axis=-1)
-    np.testing.assert_allclose(got, standardize(raw, mode).numpy(), rtol=1e-6, atol=1e-5)
-    adhoc = np.stack([preprocess_image(path, flat.params) for path in flat_paths])
-    np.testing.assert_allclose(standardize_images(adhoc, config), got, rtol=1e-6, atol=1e-5)
-    if mode == "unit":
-        assert 0.0 <= got.min() and got.max() <= 1.0
-    if mode == "tf":
-        assert -1.0 <= got.min() and got.max() <= 1.0
+def test_colour_augmentation_of_uint8_rounds_to_the_nearest_grey_level() -> None:
+    from medbench.pipeline.augmentation import augment_batch
 
-
-def test_standardize_images_checks_its_input() -> None:
-    with pytest.raises(ConfigError, match="shape"):
-        standardize_images(np.zeros((16, 16, 1), np.uint8), PipelineConfig(image_size=16, batch_size=1))
-
-
-@pytest.mark.parametrize("mode", ["torch", "tf", "caffe", "unit", "none", "zscore"])
-def test_lookup_table_standardization_equals_the_plain_one(mode: str) -> None:
-    gray = np.random.default_rng(5).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
-    config = PipelineConfig(image_size=16, batch_size=3, standardize=mode)
-    expected = standardize(np.repeat(gray, 3, axis=-1).astype(np.float32), mode).numpy()
-    np.testing.assert_allclose(standardize_images(gray, config), expected, rtol=1e-6, atol=1e-5)
+    gray = tf.constant(np.random.default_rng(9).integers(0, 256, (4, 16, 16, 1), dtype=np.uint8))
+    seed = tf.constant([5, 6], dtype=tf.int64)
+    rounded = augment_batch(gray, seed, ("color",)).numpy()
+    exact = augment_color_batch(tf.cast(gray, tf.float32), tf.random.experimental.stateless_split(seed, 2)[1])
+    assert rounded.dtype == np.uint8
+    np.testing.assert_array_equal(rounded, np.round(exact.numpy()).astype(np.uint8))
 
 
 def test_affine_keeps_a_uint8_batch_uint8() -> None:

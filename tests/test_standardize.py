@@ -8,8 +8,8 @@ import tensorflow as tf
 from keras.applications import imagenet_utils
 
 from medbench.architectures.info import STANDARDIZE_MODES, check_mode, standardize_modes
+from medbench.architectures.standardization import standardize
 from medbench.errors import ConfigError
-from medbench.pipeline.standardize import standardize
 
 
 @pytest.fixture

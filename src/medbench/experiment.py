@@ -20,6 +20,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from medbench.architectures.info import ArchitectureInfo
+from medbench.architectures.registry import get_architecture
+from medbench.architectures.standardization import load_run_model
 from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
 from medbench.benchmark.spec import ExperimentSpec
@@ -71,6 +74,10 @@ class Experiment:
     @property
     def options(self) -> ExperimentOptions:
         return self.spec.options
+
+    @property
+    def architecture(self) -> ArchitectureInfo:
+        return get_architecture(self.spec.architecture)
 
     @property
     def name(self) -> str:
@@ -179,9 +186,8 @@ class Experiment:
             dtype_policy(self.options.mixed_precision),
             distribution_strategy(self.options.strategy, self.settings.tf_config).scope(),
         ):
-            model = compile_model(
-                build_model(self.spec, len(data.classes), self.settings.weights_dir), self.spec, weights
-            )
+            model = build_model(self.spec, len(data.classes), data.channels, self.settings.weights_dir)
+            compile_model(model, self.spec, weights)
             if history:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(self.run_dir / history[-1]["checkpoint"])
@@ -215,7 +221,7 @@ class Experiment:
         self, data: ExperimentData, history: list[dict[str, Any]], started: float, trained: float
     ) -> dict[str, Any]:
         run_dir, best = self.run_dir, best_epoch(history)
-        best_model = keras.models.load_model(run_dir.keep_as_model(best), compile=False)
+        best_model = load_run_model(run_dir.keep_as_model(best), self.architecture.standardize, data.channels)
         results: dict[str, dict[str, Any]] = {}
         for part, split in (("val", data.val), ("test", data.test)):
             report, ids, predictions = self.evaluate(best_model, split, data)

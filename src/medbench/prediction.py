@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from medbench.architectures.standardization import load_run_model
 from medbench.data.images import unreadable_images_error, verify_images
 from medbench.errors import ConfigError
-from medbench.pipeline.config import PipelineConfig
-from medbench.pipeline.standardize import standardize_images
 from medbench.preprocessing.dataset_cache import benchmark_params
 from medbench.preprocessing.params import PreprocessParams, preprocess_image
 from medbench.runs.run_dir import RunDir
@@ -36,7 +34,8 @@ def predict_images(
     """Probabilities of the run's classes for each image, preprocessed exactly as its cache was.
 
     The pixels come from the same `preprocess_image` the preprocessing cache uses, with the run's
-    stored parameters, so a prediction here equals the run's stored prediction for that image.
+    stored parameters, and go into the model as uint8 (it standardizes them itself), so a prediction
+    here equals the run's stored prediction for that image.
     """
     if not paths:
         raise ConfigError("no images given to predict")
@@ -48,12 +47,11 @@ def predict_images(
         raise ConfigError(f"{run.run_dir.path}: no model.keras (the run did not finish)")
     stored = run.config.get("preprocessing")
     params = PreprocessParams.from_dict(stored) if stored else benchmark_params(run.spec.benchmark)
-    config = PipelineConfig.for_spec(run.spec)
-    model = keras.models.load_model(run.run_dir.model_path, compile=False)
+    model = load_run_model(run.run_dir.model_path, run.standardize_mode, params.channels)
     predictions = []
     for start in tqdm(range(0, len(files), batch_size), desc="predict", unit="batch", leave=False):
         images = np.stack([preprocess_image(path, params) for path in files[start : start + batch_size]])
-        predictions.append(np.asarray(model.predict_on_batch(standardize_images(images, config)), dtype=np.float64))
+        predictions.append(np.asarray(model.predict_on_batch(images), dtype=np.float64))
     frame = pd.DataFrame(np.concatenate(predictions), columns=list(run.classes))
     frame.insert(0, "image", files)
     return frame

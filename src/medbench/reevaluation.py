@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import keras
 from tqdm.auto import tqdm
 
+from medbench.architectures.standardization import load_run_model
 from medbench.experiment_data import ExperimentData, prepare
 from medbench.pipeline.config import PipelineConfig
 from medbench.preprocessing.cache import ImageCache
@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 PARTS = ("val", "test")
 
 
-def _metrics(model_path: Path, data: ExperimentData, cache: ImageCache, config: PipelineConfig) -> dict[str, Any]:
-    model = keras.models.load_model(model_path, compile=False)
+def _metrics(
+    run: SavedRun, model_path: Path, data: ExperimentData, cache: ImageCache, config: PipelineConfig
+) -> dict[str, Any]:
+    model = load_run_model(model_path, run.standardize_mode, run.image_channels)
     return {
         part: evaluate_split(model, getattr(data, part), data.classes, cache, config)[0].to_dict() for part in PARTS
     }
@@ -57,7 +59,7 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
     }
     entry = None
     if run.run_dir.model_path.is_file():
-        again = _metrics(run.run_dir.model_path, data, cache, config)
+        again = _metrics(run, run.run_dir.model_path, data, cache, config)
         entry = {**base, "val_again": again["val"], "test_again": again["test"]}
         ExperimentLog(settings.logs_dir / REEVALUATION_LOG).upsert(entry)
     else:
@@ -67,7 +69,7 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
     if epochs:
         epoch_log = ExperimentLog(settings.logs_dir / EPOCH_REEVALUATION_LOG)
         for epoch, path in tqdm(run.checkpoints(), desc=f"epochs of {run.run_id}", unit="epoch", leave=False):
-            metrics = _metrics(path, data, cache, config)
+            metrics = _metrics(run, path, data, cache, config)
             epoch_log.upsert(
                 {**base, "epoch_model": epoch, "checkpoint": path.name, "val": metrics["val"], "test": metrics["test"]},
                 key=lambda e: (e["id"], e["epoch_model"]),

@@ -1,9 +1,10 @@
-"""SimpleBaseArchitecture: a registry backbone with the classifier head, as one Keras model.
+"""SimpleBaseArchitecture: a registry backbone with its standardization and the classifier head, as one model.
 
-The model takes images that the input pipeline has ALREADY standardized with the registry's
-mode (`get_architecture(key).standardize`); it holds no preprocessing layer of its own (except
-what Keras' EfficientNet does internally). The backbone is a nested model named "backbone", so
-callers can freeze it with `model.get_layer("backbone").trainable = False`.
+The model takes uint8 images (1 or 3 channels) and begins with a `Standardization` layer built from
+the registry's mode (`get_architecture(key).standardize`), which also expands grayscale to the
+backbone's three channels; so the input pipeline ships uint8 batches and a saved model takes uint8
+images directly. The backbone is a nested model named "backbone", so callers can freeze it with
+`model.get_layer("backbone").trainable = False`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import keras
 from medbench.architectures.head import classifier_head
 from medbench.architectures.info import BACKBONE_NAME, ArchitectureInfo
 from medbench.architectures.registry import get_architecture
+from medbench.architectures.standardization import LAYER_NAME, Standardization
 from medbench.architectures.weights import is_imagenet, resolve_weights
 from medbench.errors import ConfigError
 
@@ -23,19 +25,21 @@ logger = logging.getLogger(__name__)
 
 IMAGE_INPUT = "image"
 METADATA_INPUT = "metadata"
+BACKBONE_CHANNELS = 3
+"""Every backbone sees RGB: ImageNet weights need it, and grayscale is replicated in the standardization."""
 
 
 def _input_shape(info: ArchitectureInfo, input_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
-    """(H, W, C) from `input_shape` ((H, W) gets 3 channels), or the registry default."""
+    """(H, W, C) from `input_shape` ((H, W) gets 3 channels), or the registry default; C is 1 or 3."""
     if input_shape is None:
         return info.input_shape
     shape = tuple(input_shape)
     if len(shape) == 2:
         shape = (*shape, 3)
-    if len(shape) != 3 or not all(isinstance(size, int) and size > 0 for size in shape):
+    if len(shape) != 3 or not all(isinstance(size, int) and size > 0 for size in shape) or shape[2] not in (1, 3):
         raise ConfigError(
             f"input_shape {tuple(input_shape)} for {info.key}: expected (height, width) or "
-            "(height, width, channels) of positive integers"
+            "(height, width, channels) of positive integers with 1 (grayscale) or 3 (RGB) channels"
         )
     height, width, _ = shape
     if min(height, width) < info.min_input_size:
@@ -63,7 +67,8 @@ def SimpleBaseArchitecture(
     Args:
         backbone: registry key, e.g. "2D.DenseNet121" (case-insensitive, "2D." optional).
         n_classes: output units.
-        input_shape: (H, W) or (H, W, C); default the registry's input size with 3 channels.
+        input_shape: (H, W) or (H, W, C) of the uint8 images fed, C 1 (grayscale, expanded to the
+            backbone's 3 channels inside the model) or 3; default the registry's input size with 3 channels.
         weights: None (random init), "imagenet" (Keras' notop file from `weights_dir`, never
             downloaded) or the path of a backbone weights file.
         activation: "sigmoid" (multi-label), "softmax" or "linear".
@@ -75,7 +80,7 @@ def SimpleBaseArchitecture(
         name: model name; default the architecture name in lower case.
 
     Returns:
-        A model with input "image" (float, already standardized) — plus "metadata", shape
+        A model with input "image" (uint8, shape `input_shape`) — plus "metadata", shape
         (n_metadata,), when n_metadata > 0 — and output (batch, n_classes), float32.
 
     Raises:
@@ -87,13 +92,14 @@ def SimpleBaseArchitecture(
     if n_metadata < 0:
         raise ConfigError(f"n_metadata {n_metadata}: expected 0 (no metadata input) or more")
     imagenet = is_imagenet(weights)
-    if imagenet and shape[-1] != 3:
-        raise ConfigError(f"input_shape {shape} for {info.key} with ImageNet weights: expected 3 channels")
     weights_path = resolve_weights(info, weights, weights_dir)
 
-    image = keras.Input(shape=shape, name=IMAGE_INPUT)
-    backbone_model = info.builder(shape, weights=weights_path, imagenet=imagenet, name=BACKBONE_NAME)
-    features = backbone_model(image)
+    image = keras.Input(shape=shape, dtype="uint8", name=IMAGE_INPUT)
+    standardized = Standardization(info.standardize, channels=BACKBONE_CHANNELS, name=LAYER_NAME)(image)
+    backbone_model = info.builder(
+        (*shape[:2], BACKBONE_CHANNELS), weights=weights_path, imagenet=imagenet, name=BACKBONE_NAME
+    )
+    features = backbone_model(standardized)
     metadata = keras.Input(shape=(n_metadata,), name=METADATA_INPUT) if n_metadata else None
     outputs = classifier_head(features, n_classes, activation=activation, fcl=fcl, dropout=dropout, metadata=metadata)
     inputs = [image, metadata] if metadata is not None else image

@@ -1,6 +1,6 @@
-"""The input pipeline (TensorFlow starts here): cached uint8 rows → augmented, standardized batches.
+"""The input pipeline (TensorFlow starts here): cached uint8 rows → shuffled, augmented uint8 batches.
 
-Modules: `config` (PipelineConfig), `dataset` (training and evaluation tf.data datasets),
-`augmentation` (affine and colour augmentation of batches) and `standardize` (the backbones'
-intensity standardizations).
+Modules: `config` (PipelineConfig), `dataset` (training and evaluation tf.data datasets) and
+`augmentation` (affine and colour augmentation of uint8 batches). Standardization is not here: it is
+the model's first layer (`medbench.architectures.standardization`).
 """

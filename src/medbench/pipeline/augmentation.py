@@ -1,4 +1,4 @@
-"""Augmentation of whole batches on the host: random affine warps (OpenCV on uint8) and colour jitter.
+"""Augmentation of whole uint8 batches on the host: random affine warps (OpenCV) and colour jitter.
 
 Every draw comes from a stateless seed, so batch b of epoch e is augmented the same way in an
 uninterrupted and in a resumed run.
@@ -99,12 +99,13 @@ def augment_color_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, augmentations: Sequence[str]) -> tf.Tensor:
     """The benchmark's augmentations ("affine", "color") on a batch in [0, 255], drawn from `seed`.
 
-    A uint8 batch stays uint8 under `affine` alone (warped and rounded, so the lookup-table
-    standardization still applies); `color` works on floats.
+    A uint8 batch stays uint8, which is what the model takes: `affine` warps it as uint8 and `color`
+    works on floats whose result is rounded back to the nearest grey level.
     """
     seeds = tf.random.experimental.stateless_split(seed, 2)
     if "affine" in augmentations:
         images = augment_affine_batch(images, seeds[0])
     if "color" in augmentations:
-        images = augment_color_batch(tf.cast(images, tf.float32), seeds[1])
+        coloured = augment_color_batch(tf.cast(images, tf.float32), seeds[1])
+        images = tf.cast(tf.round(coloured), tf.uint8) if images.dtype == tf.uint8 else coloured
     return images

@@ -1,7 +1,10 @@
-"""The tf.data input pipeline: cached uint8 pixels → batch gather → augment → standardize → batches.
+"""The tf.data input pipeline: cached uint8 pixels → batch gather → augment → uint8 batches for the model.
 
 Images come preprocessed from an `ImageCache` (medbench.preprocessing): one `tf.numpy_function` per
 batch gathers them from the memory-mapped shards, and everything after that works on whole batches.
+Batches stay uint8 with the cache's channels (1 for grayscale): the model standardizes them and
+expands them to its backbone's channels itself (`medbench.architectures.standardization`), on the
+device, from a quarter of the bytes a float32 batch would take.
 Training order and augmentation of epoch e are a pure function of (seed, e), so a run resumed at
 epoch k sees exactly the batches an uninterrupted run sees there. Evaluation data keeps the order it
 was given and carries each sample's id next to its image, so every stored prediction names its image
@@ -19,7 +22,6 @@ import tensorflow as tf
 from medbench.errors import ConfigError
 from medbench.pipeline.augmentation import augment_batch
 from medbench.pipeline.config import PipelineConfig
-from medbench.pipeline.standardize import standardize_batch
 from medbench.preprocessing.cache import ImageCache
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -33,16 +35,11 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def _check_cache(cache: ImageCache, config: PipelineConfig) -> None:
-    size, _, channels = cache.image_shape
+    size = cache.image_shape[0]
     if size != config.image_size:
         raise ConfigError(
             f"pipeline image_size {config.image_size} but the cache {cache.directory} holds {size} px images; "
             "expected a cache built with the same image size"
-        )
-    if config.channels_out not in (channels, 3):
-        raise ConfigError(
-            f"channels_out {config.channels_out}: the cache holds {channels}-channel images, so expected "
-            f"{channels} or 3"
         )
 
 
@@ -102,7 +99,7 @@ def training_dataset(
         images = _gather(cache, tf.gather(rows_t, index))
         if augmentations:
             images = augment_batch(images, batch_seed, augmentations)
-        return standardize_batch(images, config.standardize, config.channels_out), tf.gather(targets_t, index)
+        return images, tf.gather(targets_t, index)
 
     data = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
     return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
@@ -124,6 +121,6 @@ def evaluation_dataset(
 
     def load(batch_rows: tf.Tensor, batch_targets: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, ...]:
         images = _gather(cache, batch_rows)
-        return standardize_batch(images, config.standardize, config.channels_out), batch_targets, ids
+        return images, batch_targets, ids
 
     return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench.architectures.registry import get_architecture
 from medbench.benchmark.spec import ExperimentSpec
+from medbench.data.datasets import get_dataset
 from medbench.errors import ConfigError, MedbenchError
 from medbench.runs.run_dir import CONFIG, RunDir
 
@@ -54,6 +56,19 @@ class SavedRun:
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.config["classes"])
+
+    @property
+    def standardize_mode(self) -> str:
+        """How the run's architecture standardizes its input (what a model saved without that layer needs)."""
+        return get_architecture(self.spec.architecture).standardize
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the run's cached images, the uint8 images its model takes (1 for grayscale)."""
+        stored = self.config.get("preprocessing") or {}
+        if "channels" in stored:
+            return int(stored["channels"])
+        return get_dataset(self.spec.benchmark.dataset).channels
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """(epoch, path) of every complete checkpoint, in epoch order."""

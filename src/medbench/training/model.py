@@ -19,13 +19,14 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
 
 
-def build_model(spec: ExperimentSpec, n_classes: int, weights_dir: Path) -> keras.Model:
-    """The spec's architecture with its head, at the benchmark's image size, uncompiled."""
+def build_model(spec: ExperimentSpec, n_classes: int, channels: int, weights_dir: Path) -> keras.Model:
+    """The spec's architecture with its standardization and head, taking uint8 images of the benchmark's
+    size with the cache's `channels`, uncompiled."""
     size = spec.benchmark.image_size
     return SimpleBaseArchitecture(
         spec.architecture,
         n_classes,
-        input_shape=(size, size, 3),
+        input_shape=(size, size, channels),
         weights=spec.options.weights,
         fcl=spec.options.fcl,
         weights_dir=weights_dir,

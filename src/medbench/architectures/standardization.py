@@ -1,0 +1,116 @@
+"""Intensity standardization inside the model: uint8 images in, the backbone's expected floats out.
+
+Every SimpleBaseArchitecture begins with a `Standardization` layer built from its architecture's mode
+(`medbench.architectures.info.STANDARDIZE_MODES`), so the input pipeline ships uint8 batches (a quarter
+of the bytes of float32, standardized on the device for free) and a saved `model.keras` takes uint8
+images directly. Grayscale images are expanded to the backbone's three channels in the same layer.
+The modes follow `keras.applications.imagenet_utils.preprocess_input` ("torch", "tf", "caffe") plus
+three generic ones for models trained from scratch.
+
+Models saved before standardization moved into the graph take standardized float32 images;
+`load_run_model` wraps such a model in the same layer, so every saved run takes uint8 images.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from medbench.architectures.info import check_mode
+from medbench.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+ZSCORE_EPSILON = 1e-7
+LAYER_NAME = "standardize"
+
+
+def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
+    """Standardize pixel values in [0, 255] with shape (..., H, W, C) as `mode` says; returns float32.
+
+    "torch" and "caffe" need exactly 3 channels; the other modes accept any channel count.
+    """
+    check_mode(mode)
+    x = tf.cast(tf.convert_to_tensor(images), tf.float32)
+    if mode in ("torch", "caffe"):
+        channels = x.shape[-1] if x.shape.rank else None
+        if channels is not None and channels != 3:
+            raise ConfigError(
+                f"standardize mode {mode!r} needs RGB images with 3 channels in the last axis, "
+                f"got shape {tuple(x.shape)}"
+            )
+    if mode == "torch":
+        return (x / 255.0 - tf.constant(IMAGENET_MEAN_RGB)) / tf.constant(IMAGENET_STD_RGB)
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "caffe":
+        return tf.reverse(x, axis=[-1]) - tf.constant(CAFFE_MEAN_BGR)
+    if mode == "unit":
+        return x / 255.0
+    if mode == "zscore":
+        mean, variance = tf.nn.moments(x, axes=[-3, -2, -1], keepdims=True)
+        return (x - mean) / tf.maximum(tf.sqrt(variance), ZSCORE_EPSILON)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="medbench")
+class Standardization(keras.layers.Layer):
+    """uint8 (or [0, 255] float) images → `channels` float32 channels standardized as `mode` says.
+
+    Always float32, whatever the dtype policy, so that mixed precision starts at the backbone.
+    """
+
+    def __init__(self, mode: str, channels: int = 3, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mode = check_mode(mode)
+        if channels not in (1, 3):
+            raise ConfigError(f"Standardization channels {channels!r}: expected 1 or 3")
+        self.channels = channels
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(images, tf.float32)
+        if self.channels == 3 and images.shape[-1] == 1:
+            x = tf.repeat(x, 3, axis=-1)
+        return standardize(x, self.mode)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mode": self.mode, "channels": self.channels}
+
+
+def has_standardization(model: keras.Model) -> bool:
+    """True when `model` standardizes its own input (it was built with a Standardization layer)."""
+    return any(isinstance(layer, Standardization) for layer in model.layers)
+
+
+def with_standardization(model: keras.Model, mode: str, channels: int) -> keras.Model:
+    """`model` (taking standardized float images) behind a uint8 input with `channels` channels."""
+    height, width = model.input_shape[1:3]
+    image = keras.Input(shape=(height, width, channels), dtype="uint8", name="image")
+    outputs = model(Standardization(mode, channels=model.input_shape[-1], name=LAYER_NAME)(image))
+    return keras.Model(image, outputs, name=model.name)
+
+
+def load_run_model(path: Path, mode: str, channels: int) -> keras.Model:
+    """A saved model that takes uint8 images, whether it was saved with its standardization or before it moved in.
+
+    Args:
+        path: the `.keras` file (a run's model.keras or an epoch checkpoint).
+        mode: the standardize mode of the run's architecture (for models saved without the layer).
+        channels: the channels of the run's cached images (1 for grayscale, 3 for colour).
+    """
+    model = keras.models.load_model(path, compile=False)
+    if has_standardization(model):
+        return model
+    logger.info("%s predates in-model standardization: wrapped in a %r Standardization layer", path.name, mode)
+    return with_standardization(model, mode, channels)
