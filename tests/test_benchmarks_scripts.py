@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py")
+SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py")
 AUCMEDI_PYTHON = Path(os.environ.get("MEDBENCH_AUCMEDI_PYTHON", "/work/aucmedi-venv/bin/python"))
 
 
@@ -85,3 +85,15 @@ def test_fit_quick(tmp_path: Path) -> None:
     result = run_script("fit.py", "--quick", "--work-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fit on medbench pipeline" in result.stdout and "pipeline / in memory" in result.stdout
+
+
+def test_labels_quick(tmp_path: Path) -> None:
+    result = run_script("labels.py", "--quick", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in (
+        "CheXpert format, 3,000 rows",
+        "one-hot (ISIC layout), 3,000 rows",
+        "generic path + labels, 3,000 rows",
+    ):
+        assert row in result.stdout
+    assert "goal <= 3x" in result.stdout

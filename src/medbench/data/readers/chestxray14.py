@@ -13,12 +13,14 @@ import pandas as pd
 
 from medbench.data.readers.cells import (
     categorical_column,
+    distinct,
     fail_where,
     file_rows,
     parse_ages,
     parse_sex,
     read_csv,
     relative_folder,
+    stripped,
 )
 from medbench.data.readers.table import finish_table, label_table
 from medbench.errors import DatasetError
@@ -90,8 +92,7 @@ def read_chestxray14_csv(
     frame = read_csv(csv_path, header=False, skiprows=1, usecols=sorted(positions)).rename(columns=positions)
     rows = file_rows(frame)
 
-    file_names = frame["Image Index"].str.strip()
-    bad = (file_names == "") | file_names.str.contains(r"[/\\]", regex=True) | file_names.isin([".", ".."])
+    file_names, bad = _file_names(frame["Image Index"])
     fail_where(
         bad,
         file_names,
@@ -107,37 +108,64 @@ def read_chestxray14_csv(
     sexes = categorical_column(frame, "Patient Gender", ("M", "F", ""), csv_path, rows)
     sex = parse_sex(sexes, {"M": "Male", "F": "Female"})
     age = parse_ages(frame["Patient Age"], csv_path, "Patient Age", rows, units=True)
-    patient_ids = frame["Patient ID"].str.strip()
+    patient_ids = stripped(frame["Patient ID"])
     fail_where(patient_ids == "", patient_ids, csv_path, "Patient ID", rows, "is empty; expected a patient number")
     table = label_table(sample_ids, root, patient_ids, frontal, labels, sex=sex, age=age)
     finish_table(table, csv_path, "Image Index", rows, root, check_images)
     return table
 
 
+_NOT_IN_BARE_NAMES = "/\\ \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _file_names(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The stripped ``Image Index`` cells and where one is not a bare file name (empty, a path, '.' or '..').
+
+    NIH's 112,120 names are plain ASCII: when one substring scan of all of them finds nothing that could
+    need stripping or make a name bad, they are used as they are.
+    """
+    values = raw.to_numpy(dtype=object)
+    joined = "\n".join(values)
+    plain = joined.isascii() and not any(character in joined for character in _NOT_IN_BARE_NAMES)
+    if plain and joined[:1] not in ("", "\n") and "\n\n" not in joined and not joined.endswith(("\n", ".")):
+        if ".\n" not in joined:
+            return raw, np.zeros(len(values), dtype=bool)
+    names = [value.strip() for value in values]
+    bad = np.fromiter(
+        (not name or "/" in name or "\\" in name or name in (".", "..") for name in names), dtype=bool, count=len(names)
+    )
+    return pd.Series(names, dtype="str", index=raw.index), bad
+
+
 def _chestxray14_findings(raw: pd.Series, file: Path, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """One 0/1 column per NIH finding from ``Finding Labels`` (``A|B`` or ``No Finding``)."""
+    """One 0/1 column per NIH finding from ``Finding Labels`` (``A|B`` or ``No Finding``).
+
+    NIH's 112,120 rows hold under a thousand distinct finding lists, so each is parsed once.
+    """
     column = "Finding Labels"
-    findings = raw.str.replace(r"\s*\|\s*", "|", regex=True).str.strip()
+    codes, uniques = distinct(raw)
+    findings = uniques.str.replace(r"\s*\|\s*", "|", regex=True).str.strip()
+    shown = pd.Series(findings.to_numpy(dtype=object)[codes], dtype="str")
     expected = f"'{_NO_FINDING}' or findings joined by '|' from {list(CHESTXRAY14_CLASSES)}"
-    fail_where(findings == "", findings, file, column, rows, f"is empty; expected {expected}")
+    fail_where((findings == "").to_numpy()[codes], shown, file, column, rows, f"is empty; expected {expected}")
     dummies = findings.str.get_dummies(sep="|")
     for token in dummies.columns:
         if token not in CHESTXRAY14_CLASSES and token != _NO_FINDING:
             fail_where(
-                dummies[token].to_numpy() == 1,
-                findings,
+                dummies[token].to_numpy()[codes] == 1,
+                shown,
                 file,
                 column,
                 rows,
                 f"names the unknown finding {token!r}; expected {expected}",
             )
     if _NO_FINDING in dummies.columns:
-        mixed = (dummies[_NO_FINDING] == 1) & (dummies.sum(axis=1) > 1)
+        mixed = ((dummies[_NO_FINDING] == 1) & (dummies.sum(axis=1) > 1)).to_numpy()[codes]
         fail_where(
-            mixed, findings, file, column, rows, f"combines '{_NO_FINDING}' with findings; expected one or the other"
+            mixed, shown, file, column, rows, f"combines '{_NO_FINDING}' with findings; expected one or the other"
         )
     present = dummies.reindex(columns=list(CHESTXRAY14_CLASSES), fill_value=0)
-    return {name: present[name].to_numpy(dtype=np.float64) for name in CHESTXRAY14_CLASSES}
+    return {name: present[name].to_numpy(dtype=np.float64)[codes] for name in CHESTXRAY14_CLASSES}
 
 
 def split_official_lists(

@@ -43,6 +43,17 @@ CHEXPERT_METADATA_COLUMNS: tuple[str, ...] = ("Path", "Sex", "Age", "Frontal/Lat
 """The columns of a CheXpert label file before the 14 class columns."""
 
 _RAW_LABELS = "1.0 (positive), 0.0 (negative), -1.0 (uncertain) or an empty cell (not mentioned)"
+_PATIENT_PREFIX = "patient"
+
+
+def _patient_folder(path: str) -> str | None:
+    """The first component of `path` that is ``patient`` followed by digits, e.g. ``patient00001``."""
+    if _PATIENT_PREFIX not in path:
+        return None
+    for part in path.split("/"):
+        if part.startswith(_PATIENT_PREFIX) and part[len(_PATIENT_PREFIX) :].isdecimal():
+            return part
+    return None
 
 
 def read_chexpert_csv(
@@ -62,7 +73,9 @@ def read_chexpert_csv(
     require_columns(frame, (*CHEXPERT_METADATA_COLUMNS, *classes), csv_path)
     rows = file_rows(frame)
     sample_ids = relative_paths(frame["Path"], csv_path, "Path", rows)
-    patient_ids = sample_ids.str.extract(r"(?:^|/)(patient\d+)(?:/|$)", expand=False)
+    patient_ids = pd.Series(
+        [_patient_folder(value) for value in sample_ids.to_numpy(dtype=object)], dtype="str", index=sample_ids.index
+    )
     fail_where(
         patient_ids.isna(),
         sample_ids,

@@ -63,8 +63,11 @@ def _with_extension(names: pd.Series, images: Path, extension: str | None) -> pd
     """Append `extension` to names lacking it; without one, resolve suffix-less names by their stem."""
     if extension:
         suffix = extension if extension.startswith(".") else f".{extension}"
-        lacking = ~names.str.lower().str.endswith(suffix.lower())
-        return names.where(~lacking, names + suffix)
+        lowered, values = suffix.lower(), names.to_numpy(dtype=object)
+        if lowered not in "\n".join(values).lower():  # no name has it yet (ISIC's files name none)
+            return pd.Series([name + suffix for name in values], dtype="str", index=names.index)
+        completed = [name if name.lower().endswith(lowered) else name + suffix for name in values]
+        return pd.Series(completed, dtype="str", index=names.index)
     listing = DirectoryListing()
     resolved = []
     for name in names:

@@ -79,9 +79,10 @@ def label_table(
     base = os.path.abspath(root) + os.sep
     sample = sample_ids.to_numpy(dtype=object)
     count = len(sample)
+    native = sample if os.sep == "/" else [value.replace("/", os.sep) for value in sample]
     columns: dict[str, object] = {
         "sample_id": pd.array(sample, dtype="str"),
-        "path": pd.array((base + sample_ids.str.replace("/", os.sep, regex=False)).to_numpy(dtype=object), dtype="str"),
+        "path": pd.array([base + value for value in native], dtype="str"),
         "patient_id": pd.array(patient_ids.to_numpy(dtype=object), dtype="str"),
         "frontal": np.full(count, frontal, dtype=bool) if isinstance(frontal, bool) else frontal.to_numpy(dtype=bool),
     }
@@ -105,6 +106,8 @@ def finish_table(
 
 def _check_unique(sample_ids: pd.Series, file: Path, column: str, rows: np.ndarray) -> None:
     """Fail on the first image listed twice, naming both rows."""
+    if pd.Index(sample_ids).is_unique:
+        return
     repeated = sample_ids.duplicated(keep="first").to_numpy()
     if not repeated.any():
         return
