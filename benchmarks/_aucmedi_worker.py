@@ -5,6 +5,9 @@ It imports only the standard library, NumPy and AUCMEDI (never medbench), builds
 commands on stdin, one JSON object per line:
 
     {"cmd": "run", "batches": N}   ->  time N consecutive batches, reply {"seconds": s, "images": n, "checksum": c}
+    {"cmd": "fit", "steps": N}     ->  time one epoch of N steps of `fit` of the tiny model (`tiny_model`) fed by
+                                       the generator, reply {"seconds": s, "images": n}; the first call also
+                                       fits one untimed epoch (tracing)
     {"cmd": "quit"}                ->  exit
 
 Replies are single lines on stdout starting with `REPLY_MARKER`, because AUCMEDI and TensorFlow may
@@ -118,6 +121,43 @@ def build_generator(config: dict[str, Any]) -> Any:
     )
 
 
+def tiny_model(image_size: int) -> Any:
+    """A model whose compute is tiny (1x1 convolution + pooling), so that feeding it is what `fit` costs.
+
+    It takes the generator's standardized float32 RGB batches; medbench's twin (benchmarks/pipeline.py)
+    takes uint8 batches and standardizes them in its first layer.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((image_size, image_size, 3)),
+            keras.layers.Conv2D(4, 1),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def fit_epoch(model: Any, generator: Any, steps: int) -> float:
+    """Seconds of one `fit` epoch of `steps` steps (Keras' epoch begin to end)."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.began = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds = time.perf_counter() - self.began
+
+    timer = Timer()
+    model.fit(generator, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
 def run_batches(generator: Any, start: int, batches: int) -> tuple[float, int, float]:
     """Seconds to produce `batches` batches from batch index `start`, images produced, and their sum."""
     images = 0
@@ -163,11 +203,19 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     cursor = 1
+    model = None
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "quit":
             break
-        if command["cmd"] == "run":
+        if command["cmd"] == "fit":
+            steps = int(command["steps"])
+            if model is None:
+                model = tiny_model(int(config["image_size"]))
+                fit_epoch(model, generator, steps)
+            seconds = fit_epoch(model, generator, steps)
+            reply({"seconds": seconds, "images": steps * int(config["batch_size"])})
+        elif command["cmd"] == "run":
             seconds, images, checksum = run_batches(generator, cursor, int(command["batches"]))
             cursor += int(command["batches"])
             reply({"seconds": seconds, "images": images, "checksum": checksum})

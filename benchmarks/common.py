@@ -230,8 +230,16 @@ class AucmediWorker:
         raise BenchmarkError(f"AUCMEDI worker exited with code {self._process.returncode}:\n{tail}")
 
     def run(self, batches: int) -> dict[str, Any]:
+        """Time `batches` consecutive batches of the generator."""
+        return self._command({"cmd": "run", "batches": batches})
+
+    def fit(self, steps: int) -> dict[str, Any]:
+        """Time one epoch of `steps` steps of fitting the worker's tiny model on the generator."""
+        return self._command({"cmd": "fit", "steps": steps})
+
+    def _command(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps({"cmd": "run", "batches": batches}) + "\n")
+        self._process.stdin.write(json.dumps(command) + "\n")
         self._process.stdin.flush()
         return self._read_reply()
 

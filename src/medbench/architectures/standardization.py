@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from medbench.architectures.info import check_mode
@@ -60,11 +61,26 @@ def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
     return x
 
 
+def gray_lookup(mode: str) -> np.ndarray | None:
+    """A (256, 3) float32 table: `standardize` of every 8-bit gray level replicated to RGB ("zscore": None).
+
+    Gathering a uint8 gray batch through it is the cast, the replication and the standardization in one
+    memory pass, with exactly the values `standardize` gives (the table is computed eagerly).
+    """
+    if check_mode(mode) == "zscore":
+        return None
+    levels = np.repeat(np.arange(256, dtype=np.float32)[:, np.newaxis], 3, axis=1)
+    with tf.init_scope():
+        return np.asarray(standardize(tf.constant(levels[np.newaxis]), mode)[0], dtype=np.float32)
+
+
 @keras.saving.register_keras_serializable(package="medbench")
 class Standardization(keras.layers.Layer):
     """uint8 (or [0, 255] float) images → `channels` float32 channels standardized as `mode` says.
 
-    Always float32, whatever the dtype policy, so that mixed precision starts at the backbone.
+    A uint8 gray batch bound for RGB goes through one 256-entry lookup table (`gray_lookup`): a
+    gather instead of a cast, a replication and the arithmetic. Always float32, whatever the dtype
+    policy, so that mixed precision starts at the backbone.
     """
 
     def __init__(self, mode: str, channels: int = 3, **kwargs: Any) -> None:
@@ -74,10 +90,15 @@ class Standardization(keras.layers.Layer):
         if channels not in (1, 3):
             raise ConfigError(f"Standardization channels {channels!r}: expected 1 or 3")
         self.channels = channels
+        table = gray_lookup(self.mode) if channels == 3 else None
+        self._lookup = None if table is None else tf.constant(table)
 
     def call(self, images: tf.Tensor) -> tf.Tensor:
+        gray_to_rgb = self.channels == 3 and images.shape[-1] == 1
+        if gray_to_rgb and images.dtype == tf.uint8 and self._lookup is not None:
+            return tf.gather(self._lookup, tf.cast(images[..., 0], tf.int32))
         x = tf.cast(images, tf.float32)
-        if self.channels == 3 and images.shape[-1] == 1:
+        if gray_to_rgb:
             x = tf.repeat(x, 3, axis=-1)
         return standardize(x, self.mode)
 
