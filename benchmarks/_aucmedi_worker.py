@@ -5,9 +5,10 @@ It imports only the standard library, NumPy and AUCMEDI (never medbench), builds
 commands on stdin, one JSON object per line:
 
     {"cmd": "run", "batches": N}   ->  time N consecutive batches, reply {"seconds": s, "images": n, "checksum": c}
-    {"cmd": "fit", "steps": N}     ->  time one epoch of N steps of `fit` of the tiny model (`tiny_model`) fed by
-                                       the generator, reply {"seconds": s, "images": n}; the first call also
-                                       fits one untimed epoch (tracing)
+    {"cmd": "fit", "steps": N}     ->  time one epoch of N steps of `fit` of the tiny model (`tiny_model`), or of
+                                       `NeuralNetwork.train` when the configuration names an "architecture",
+                                       fed by the generator; reply {"seconds": s, "images": n}; the first call
+                                       also runs one epoch first (tracing), reported as "first_epoch_seconds"
     {"cmd": "quit"}                ->  exit
 
 Replies are single lines on stdout starting with `REPLY_MARKER`, because AUCMEDI and TensorFlow may
@@ -142,8 +143,33 @@ def tiny_model(image_size: int) -> Any:
     return model
 
 
-def fit_epoch(model: Any, generator: Any, steps: int) -> float:
-    """Seconds of one `fit` epoch of `steps` steps (Keras' epoch begin to end)."""
+def neural_network(config: dict[str, Any]) -> Any:
+    """AUCMEDI's `NeuralNetwork` for `config["architecture"]`, random weights, sigmoid outputs and BCE."""
+    from aucmedi import NeuralNetwork
+
+    return NeuralNetwork(
+        n_labels=int(config["n_labels"]),
+        channels=3,
+        input_shape=(int(config["image_size"]), int(config["image_size"])),
+        architecture=config["architecture"],
+        pretrained_weights=False,
+        loss="binary_crossentropy",
+        metrics=[],
+        activation_output="sigmoid",
+        fcl_dropout=True,
+        learning_rate=1e-4,
+        verbose=0,
+    )
+
+
+def train_epoch(network: Any, generator: Any, steps: int) -> float:
+    """Seconds of one epoch of `NeuralNetwork.train` with `steps` iterations (Keras' epoch begin to end)."""
+    timer = _timer()
+    network.train(generator, epochs=1, iterations=steps, callbacks=[timer])
+    return timer.seconds
+
+
+def _timer() -> Any:
     import keras
 
     class Timer(keras.callbacks.Callback):
@@ -153,7 +179,12 @@ def fit_epoch(model: Any, generator: Any, steps: int) -> float:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             self.seconds = time.perf_counter() - self.began
 
-    timer = Timer()
+    return Timer()
+
+
+def fit_epoch(model: Any, generator: Any, steps: int) -> float:
+    """Seconds of one `fit` epoch of `steps` steps (Keras' epoch begin to end)."""
+    timer = _timer()
     model.fit(generator, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
     return timer.seconds
 
@@ -210,11 +241,17 @@ def main(argv: list[str] | None = None) -> int:
             break
         if command["cmd"] == "fit":
             steps = int(command["steps"])
+            first = None
             if model is None:
-                model = tiny_model(int(config["image_size"]))
-                fit_epoch(model, generator, steps)
-            seconds = fit_epoch(model, generator, steps)
-            reply({"seconds": seconds, "images": steps * int(config["batch_size"])})
+                if config.get("architecture"):
+                    model = neural_network(config)
+                    first = train_epoch(model, generator, steps)
+                else:
+                    model = tiny_model(int(config["image_size"]))
+                    first = fit_epoch(model, generator, steps)
+            epoch = train_epoch if config.get("architecture") else fit_epoch
+            seconds = epoch(model, generator, steps)
+            reply({"seconds": seconds, "images": steps * int(config["batch_size"]), "first_epoch_seconds": first})
         elif command["cmd"] == "run":
             seconds, images, checksum = run_batches(generator, cursor, int(command["batches"]))
             cursor += int(command["batches"])

@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py")
+SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py")
 AUCMEDI_PYTHON = Path(os.environ.get("MEDBENCH_AUCMEDI_PYTHON", "/work/aucmedi-venv/bin/python"))
 
 
@@ -97,3 +97,16 @@ def test_labels_quick(tmp_path: Path) -> None:
     ):
         assert row in result.stdout
     assert "goal <= 3x" in result.stdout
+
+
+def test_gpu_quick_on_the_cpu(tmp_path: Path) -> None:
+    result = run_script("gpu.py", "--quick", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2D.SmallCNN" in result.stdout and "goal >= 0.9" in result.stdout
+
+
+@pytest.mark.slow
+def test_fit_quick_densenet_section_medbench_only(tmp_path: Path) -> None:
+    result = run_script("fit.py", "--quick", "--densenet", "--no-aucmedi", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "medbench DenseNet121 fit" in result.stdout and "first epochs (graph tracing included)" in result.stdout
