@@ -12,7 +12,8 @@ commands on stdin, one JSON object per line:
     {"cmd": "quit"}                ->  exit
 
 Replies are single lines on stdout starting with `REPLY_MARKER`, because AUCMEDI and TensorFlow may
-print to stdout themselves. Every batch is touched (summed) so that no work is skipped.
+print to stdout themselves. Every batch is touched (a checksum over every 8th row and column, as medbench's
+side does) so that no work is skipped.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ def run_batches(generator: Any, start: int, batches: int) -> tuple[float, int, f
     began = time.perf_counter()
     for index in range(start, start + batches):
         x, y = generator[index]
-        checksum += float(x.sum()) + float(y.sum())
+        checksum += float(x[:, ::8, ::8].sum()) + float(y.sum())
         images += int(x.shape[0])
     return time.perf_counter() - began, images, checksum
 
