@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py")
+SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py", "augmentation.py")
 AUCMEDI_PYTHON = Path(os.environ.get("MEDBENCH_AUCMEDI_PYTHON", "/work/aucmedi-venv/bin/python"))
 
 
@@ -110,3 +110,9 @@ def test_fit_quick_densenet_section_medbench_only(tmp_path: Path) -> None:
     result = run_script("fit.py", "--quick", "--densenet", "--no-aucmedi", "--work-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "medbench DenseNet121 fit" in result.stdout and "first epochs (graph tracing included)" in result.stdout
+
+
+def test_augmentation_quick(tmp_path: Path) -> None:
+    result = run_script("augmentation.py", "--quick", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "host / in the graph" in result.stdout
