@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medbench.data.readers.cells import parse_ages, parse_labels, relative_paths
+from medbench.data.readers.cells import parse_ages, parse_labels, relative_paths, stripped
 from medbench.data.readers.chestxray14 import _file_names
+from medbench.data.readers.chexpert import _patient_folder, patient_folders
 from medbench.errors import DatasetError
 
 FILE = Path("labels.csv")
@@ -73,6 +74,29 @@ def test_nih_file_names_follow_the_rules_exactly(values: list[str]) -> None:
     stripped = raw.str.strip()
     expected = (stripped == "") | stripped.str.contains(r"[/\\]", regex=True) | stripped.isin([".", ".."])
     assert list(names) == list(stripped) and list(bad) == list(expected)
+
+
+padded_cells = st.lists(st.sampled_from(["a", "7", " ", "\t", "\n", "\r", "\x1c", "\xa0", "é", ""]), max_size=4).map(
+    "".join
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(padded_cells, min_size=1, max_size=6))
+def test_strip_fast_path_equals_str_strip(values: list[str]) -> None:
+    raw = pd.Series(values, dtype="str")
+    assert list(stripped(raw)) == [value.strip() for value in values]
+
+
+folder_parts = st.sampled_from(["patient", "patient1", "patient007", "patient٣", "patientx", "p1", "", "\n", "a b"])
+folder_paths = st.lists(folder_parts, min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(folder_paths, min_size=1, max_size=6))
+def test_patient_folders_equal_the_per_path_rule(values: list[str]) -> None:
+    got = patient_folders(pd.Series(values, dtype="str"))
+    assert [None if pd.isna(value) else value for value in got] == [_patient_folder(value) for value in values]
 
 
 def test_values_parsed_once_per_distinct_value_land_on_their_rows() -> None:

@@ -29,9 +29,28 @@ def distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
 
 
 def stripped(values: pd.Series) -> pd.Series:
-    """`values.str.strip()`, computed once per distinct value."""
+    """`values.str.strip()`, computed once per distinct value (or not at all where nothing is padded)."""
+    if not _maybe_padded(values):
+        return values.astype("str")
     codes, uniques = distinct(values)
     return pd.Series(uniques.str.strip().to_numpy(dtype=object)[codes], dtype="str", index=values.index)
+
+
+_ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _maybe_padded(values: pd.Series) -> bool:
+    """False only when no value can start or end with whitespace (one scan of them joined by newlines).
+
+    Any non-ASCII text, a value holding a newline, any ASCII whitespace but blanks, or a blank next to
+    a newline or at either end counts as maybe padded: the exact per-value strip then runs.
+    """
+    joined = "\n".join(values.to_numpy(dtype=object))
+    if not joined.isascii() or joined.count("\n") != len(values) - 1:
+        return True
+    if joined[:1] == " " or joined[-1:] == " " or " \n" in joined or "\n " in joined:
+        return True
+    return any(space in joined for space in _ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE)
 
 
 def read_csv(path: Path, *, header: bool = True, **options: object) -> pd.DataFrame:
@@ -134,7 +153,6 @@ def _has_part(path: str, part: str) -> bool:
 
 
 _MAYBE_UNTIDY = ("//", "/\n", "/.", "\n.", "\\", " \n", "\n ")
-_ASCII_SPACE_BUT_BLANK_AND_NEWLINE = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 def _clean(raw: pd.Series) -> bool:
@@ -148,7 +166,7 @@ def _clean(raw: pd.Series) -> bool:
         return False
     if "\n\n" in joined or "\n/" in joined or ":" in joined or ".." in joined:
         return False
-    if any(space in joined for space in _ASCII_SPACE_BUT_BLANK_AND_NEWLINE):
+    if any(space in joined for space in _ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE):
         return False
     return not any(part in joined for part in _MAYBE_UNTIDY)
 

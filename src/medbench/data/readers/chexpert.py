@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +57,26 @@ def _patient_folder(path: str) -> str | None:
     return None
 
 
+# One match per line: the first '/'-separated component that is "patient" and decimal digits
+# (`re`'s \d is Unicode category Nd, exactly what `str.isdecimal` accepts).
+_PATIENT_FOLDER_PER_LINE = re.compile(r"^(?:[^\n/]*/)*?(patient\d+)(?=/|$)", re.MULTILINE)
+
+
+def patient_folders(paths: pd.Series) -> pd.Series:
+    """`_patient_folder` of every path (missing where a path has none).
+
+    One regular-expression scan of all paths joined by newlines; when it does not find exactly one
+    folder per path (a path without one, or a path holding a newline), each path is looked at alone.
+    """
+    values = paths.to_numpy(dtype=object)
+    joined = "\n".join(values)
+    if joined.count("\n") == len(values) - 1:
+        found = _PATIENT_FOLDER_PER_LINE.findall(joined)
+        if len(found) == len(values):
+            return pd.Series(found, dtype="str", index=paths.index)
+    return pd.Series([_patient_folder(value) for value in values], dtype="str", index=paths.index)
+
+
 def read_chexpert_csv(
     csv_path: str | os.PathLike[str],
     dataset_root: str | os.PathLike[str],
@@ -73,9 +94,7 @@ def read_chexpert_csv(
     require_columns(frame, (*CHEXPERT_METADATA_COLUMNS, *classes), csv_path)
     rows = file_rows(frame)
     sample_ids = relative_paths(frame["Path"], csv_path, "Path", rows)
-    patient_ids = pd.Series(
-        [_patient_folder(value) for value in sample_ids.to_numpy(dtype=object)], dtype="str", index=sample_ids.index
-    )
+    patient_ids = patient_folders(sample_ids)
     fail_where(
         patient_ids.isna(),
         sample_ids,
