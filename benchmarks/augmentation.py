@@ -19,7 +19,7 @@ import argparse
 import time
 
 import numpy as np
-from common import Summary, add_common_arguments, interleave, print_header, python_versions, ratio_line, run_script
+from common import add_common_arguments, interleave, print_header, python_versions, report_pair, run_script
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,20 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     results = interleave({"host, OpenCV on uint8": host, "in the graph, TensorFlow": graph}, args.repeats)
-    summaries = {name: Summary(name, values) for name, values in results.items()}
-    print("\n-- figures (median over repeats) --")
-    for summary in summaries.values():
-        print(summary.line())
-    print("\n-- ratio (ratio of medians) --")
-    print(
-        ratio_line(
-            "host / in the graph",
-            summaries["host, OpenCV on uint8"],
-            summaries["in the graph, TensorFlow"],
-            None,
-            per_repeat=True,
-        )
-    )
+    report_pair(results, "host / in the graph", "host, OpenCV on uint8", "in the graph, TensorFlow", None)
     return 0
 
 

@@ -280,3 +280,16 @@ def python_versions(*, tensorflow: bool = True) -> str:
 
         versions.append(f"tensorflow {tf.__version__}")
     return ", ".join(versions)
+
+
+def report_pair(
+    results: dict[str, list[float]], label: str, ours: str, theirs: str, goal: float | None
+) -> dict[str, Summary]:
+    """Print each contender's median figure, then `ours` ÷ `theirs` with its per-repeat range; the summaries."""
+    summaries = {name: Summary(name, values) for name, values in results.items()}
+    print("\n-- figures (median over repeats) --")
+    for summary in summaries.values():
+        print(summary.line())
+    print("\n-- ratio (ratio of medians) --")
+    print(ratio_line(label, summaries[ours], summaries[theirs], goal, per_repeat=True))
+    return summaries

@@ -45,6 +45,7 @@ from common import (
     print_header,
     python_versions,
     ratio_line,
+    report_pair,
     run_script,
     select_images,
 )
@@ -273,20 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit on tensors in memory": fit_contender(memory_model, lambda _: memory_dataset, args),
     }
     results = interleave(contenders, args.repeats)
-    summaries = {name: Summary(name, values) for name, values in results.items()}
-    print("\n-- figures (median over repeats) --")
-    for summary in summaries.values():
-        print(summary.line())
-    print("\n-- ratio (ratio of medians) --")
-    print(
-        ratio_line(
-            "pipeline / in memory",
-            summaries["fit on medbench pipeline"],
-            summaries["fit on tensors in memory"],
-            FIT_RATIO_GOAL,
-            per_repeat=True,
-        )
-    )
+    report_pair(results, "pipeline / in memory", "fit on medbench pipeline", "fit on tensors in memory", FIT_RATIO_GOAL)
     if not args.no_densenet:
         densenet_section(args)
     return 0
