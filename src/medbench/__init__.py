@@ -70,6 +70,7 @@ _LAZY = {
     "predict_images": "medbench.prediction",
     "ExperimentLog": "medbench.tracking.logs",
     "validate_entries": "medbench.tracking.logs",
+    "repair_logs": "medbench.tracking.logs",
     "merge_logs": "medbench.tracking.merge",
     "enqueue_run": "medbench.tracking.storage",
     "sync": "medbench.tracking.storage",

@@ -1,7 +1,8 @@
 """Atomic file writes — the one writer every file of medbench goes through, models included.
 
 A temporary sibling, fsync, rename, fsync of the folder: a process killed at any moment (or a full
-disk) leaves either the old file or the new one, never a torn one. The temporary file is
+disk) leaves either the old file or the new one, never a torn one; SIGINT and SIGTERM wait for the
+write in progress (`medbench.interruption`). The temporary file is
 `.<name>.<random>.tmp` beside the target (`.<name>.<random>.tmp<suffix>` for writers that need the
 suffix, such as Keras' `.keras` files), removed on failure and recognisable for clean-up after a SIGKILL.
 """
@@ -12,10 +13,11 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from medbench.interruption import deferred
 
 TEMP_SUFFIX = ".tmp"
 
@@ -43,21 +45,38 @@ def fsync_folder(folder: str | os.PathLike[str]) -> None:
         os.close(descriptor)
 
 
+CREATE_MODE = 0o666
+"""Mode a new file is created with, less the umask: what `open(path, "w")` gives, so others sharing
+the folders can read what medbench writes (`tempfile.mkstemp` would give 0600 whatever the umask)."""
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new, exclusively created temporary sibling of `path` (mode CREATE_MODE less the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"))
+        try:
+            return os.open(temp, flags, CREATE_MODE), temp
+        except FileExistsError:
+            continue
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> None:
     """Create or replace `path` with what `write(file)` writes, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+    with deferred():
+        handle, temp = _create_temporary(path)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                write(stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        fsync_folder(path.parent)
 
 
 def write_saved_atomic(path: str | os.PathLike[str], save: Callable[[Path], Any]) -> None:
@@ -69,14 +88,15 @@ def write_saved_atomic(path: str | os.PathLike[str], save: Callable[[Path], Any]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}{path.suffix}")
-    try:
-        save(temp)
-        fsync_file(temp)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+    with deferred():
+        try:
+            save(temp)
+            fsync_file(temp)
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        fsync_folder(path.parent)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

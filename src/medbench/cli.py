@@ -10,6 +10,8 @@ import argparse
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -21,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from medbench.benchmark.options import ExperimentOptions, parse_assignment
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, STRATEGIES
 from medbench.errors import MedbenchError
+from medbench.interruption import Interrupted, install_handlers
 
 logger = logging.getLogger("medbench")
 
@@ -104,6 +107,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(frame)} prediction(s) written to {args.out}")
     else:
         print(frame.to_csv(index=False, float_format="%.6f"), end="")
+    return 0
+
+
+def cmd_repair_logs(args: argparse.Namespace) -> int:
+    from medbench.tracking.logs import repair_logs
+
+    settings = _settings()
+    logged = repair_logs(settings.models_dir, settings.logs_dir)
+    print(f"logged {len(logged)} completed run(s) missing from the logs" + (f": {', '.join(logged)}" if logged else ""))
     return 0
 
 
@@ -263,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", help="CSV file to write (default: print)")
     predict.set_defaults(func=cmd_predict)
 
+    repair = commands.add_parser(
+        "repair-logs", help="log every completed run under models/ that no log has (the run folders are the truth)"
+    )
+    repair.set_defaults(func=cmd_repair_logs)
     validate = commands.add_parser("validate", help="move entries from the unvalidated to the validated log")
     validate.add_argument("--run", action="append", help="run id (repeatable; default all)")
     validate.set_defaults(func=cmd_validate)
@@ -330,12 +346,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_handlers()
     try:
         with logging_redirect_tqdm():
             return args.func(args)
     except MedbenchError as error:
         print(f"medbench: error: {error}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as stop:
+        if not isinstance(stop, Interrupted):
+            stop = Interrupted(signal.SIGINT)
+        again = shlex.join(["medbench", *(sys.argv[1:] if argv is None else argv)])
+        saved = stop.saved or "every completed write is kept and partial files were removed"
+        print(f"medbench: interrupted by {stop.name}: {saved}; to go on, run: {again}", file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from medbench.runs.run_dir import RunDir
 from medbench.runs.run_id import is_chief, multiworker_run_id, new_run_id
 from medbench.runs.saved_run import saved_runs
 from medbench.settings import Settings
-from medbench.tracking.logs import UNVALIDATED_LOG, ExperimentLog
+from medbench.tracking.logs import UNVALIDATED_LOG, ExperimentLog, log_if_missing
 from medbench.training.callbacks import EpochEnd, Progress, tensorboard
 from medbench.training.distribution import distribution_strategy, dtype_policy
 from medbench.training.evaluation import evaluate_split
@@ -133,7 +133,10 @@ class Experiment:
                 logger.info(
                     "%s: already completed as run %s; --rerun (rerun=True) runs it again", self.name, saved.run_id
                 )
-                return {**saved.run_dir.read_result(), "skipped": True}
+                result = saved.run_dir.read_result()
+                if self.writer:
+                    log_if_missing(self.settings.logs_dir, result)
+                return {**result, "skipped": True}
             if not rerun:
                 self.run_id = saved.run_dir.run_id
                 logger.info("%s: resuming unfinished run %s", self.name, self.run_id)

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm.auto import tqdm
 
 from medbench.architectures.registry import get_architecture
@@ -36,6 +35,7 @@ from medbench.benchmark.options import ExperimentOptions
 from medbench.benchmark.predefined import grid
 from medbench.benchmark.spec import ExperimentSpec
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE
+from medbench.benchmark.yaml_text import load_yaml
 from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError, StorageError
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, ExperimentLog
@@ -91,10 +91,7 @@ def load_batch(path: str | Path) -> list[ExperimentSpec]:
 
 
 def _load_yaml_batch(path: Path) -> list[ExperimentSpec]:
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    spec = load_yaml(path.read_text(encoding="utf-8-sig"), str(path))
     if spec is None:
         return []
     if not isinstance(spec, dict):

@@ -11,9 +11,8 @@ import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import yaml
-
 from medbench.benchmark.vocabulary import LR_SCHEDULES, MIXED_PRECISION_POLICIES, STRATEGIES, UNMENTIONED_POLICIES
+from medbench.benchmark.yaml_text import load_yaml
 from medbench.errors import ConfigError
 
 _NONE_WORDS = frozenset({"none", "null", "~", ""})
@@ -115,10 +114,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--option {text!r}: unknown option {key!r}; valid: {', '.join(ExperimentOptions.keys())}")
     if raw.strip().lower() in _NONE_WORDS:
         return key, None
-    try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--option {text!r}: the value is not valid YAML ({error})") from None
+    return key, load_yaml(raw, f"--option {text[:200]!r}")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 
 from medbench.atomic import TEMP_SUFFIX, copy_atomic, write_json_atomic
 from medbench.errors import ConfigError, StorageError
+from medbench.interruption import Interrupted
 from medbench.runs.predictions import read_predictions, write_predictions
 
 CONFIG = "config.json"
@@ -229,6 +230,11 @@ class RunDir:
         """Turn a failed write (full disk, read-only folder) into one clear error that says what is safe."""
         try:
             yield
+        except Interrupted as stop:
+            saved = saved_epochs()
+            done = f"epochs 1–{saved} are saved" if saved else "no epoch was saved yet"
+            stop.saved = f"run {self.run_id} stopped and {done} (partial files were removed)"
+            raise
         except StorageError:
             raise
         except Exception as error:

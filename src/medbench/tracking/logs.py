@@ -108,6 +108,46 @@ def validate_entries(logs_dir: str | Path, ids: Iterable[str] | None = None) -> 
     return [entry["id"] for entry in moving]
 
 
+def log_if_missing(logs_dir: str | Path, entry: dict[str, Any]) -> bool:
+    """Append a completed run's entry to the unvalidated log unless a log already has it; True if appended.
+
+    The run folder is the truth and the logs an index of it: a run whose log write failed (a log
+    unreadable at the time, a full disk) is logged by the next command that meets the run. Both locks
+    are held, in `validate_entries`' order, so a validation meanwhile cannot hide or duplicate it.
+    """
+    logs_dir = Path(logs_dir)
+    source, target = ExperimentLog(logs_dir / UNVALIDATED_LOG), ExperimentLog(logs_dir / VALIDATED_LOG)
+    with source.lock, target.lock:
+        source.remove_stale_temporaries()
+        pending = source.read()
+        if any(existing.get("id") == entry["id"] for existing in (*pending, *target.read())):
+            return False
+        write_json_atomic(source.path, [*pending, entry])
+    logger.warning("run %s was completed but missing from the logs: logged now in %s", entry["id"], source.path)
+    return True
+
+
+def repair_logs(models_dir: str | Path, logs_dir: str | Path) -> list[str]:
+    """Log every completed run under `models_dir` that no log has (`log_if_missing`); returns their ids.
+
+    A run whose result.json cannot be read is reported and left out; the others are still logged.
+    """
+    from medbench.runs.saved_run import saved_runs
+
+    logged = []
+    for saved in saved_runs(Path(models_dir)):
+        if not saved.run_dir.is_complete():
+            continue
+        try:
+            result = saved.run_dir.read_result()
+        except (OSError, ValueError) as error:
+            logger.warning("skipping %s: unreadable result (%s)", saved.run_dir.result_path, error)
+            continue
+        if isinstance(result, dict) and "id" in result and log_if_missing(logs_dir, result):
+            logged.append(str(result["id"]))
+    return logged
+
+
 def update_entry(logs_dir: str | Path, run_id: str, change: Callable[[dict[str, Any]], None]) -> bool:
     """Apply `change` in place to the entry `run_id` in the unvalidated and/or validated log; False if in neither.
 
