@@ -14,7 +14,7 @@ from PIL import Image
 
 from medbench.data.datasets import CHEXPERT_COMPETITION_CLASSES, get_dataset, load_dataset
 from medbench.data.readers import CHEXPERT_CLASSES, read_chexpert_csv
-from medbench.demo import PREVALENCE, _Painter, write_demo_dataset
+from medbench.demo import DEMO_MARKER, PREVALENCE, _Painter, write_demo_dataset
 from medbench.errors import DatasetError
 
 CHEXPERT_HEADER = [
@@ -57,7 +57,7 @@ def test_layout_and_timing(demo: tuple[Path, float]) -> None:
     root, seconds = demo
     assert seconds < 20, f"writing the default demo took {seconds:.1f} s"
     folder = root / "CheXpert-v1.0-small"
-    assert sorted(p.name for p in folder.iterdir()) == ["train", "train.csv", "valid", "valid.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == [DEMO_MARKER, "train", "train.csv", "valid", "valid.csv"]
     assert (folder / "train" / "patient00001" / "study1" / "view1_frontal.jpg").is_file()
     train = raw_csv(folder / "train.csv")
     patients = train["Path"].str.extract(r"/(patient\d{5})/")[0]
@@ -136,12 +136,13 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
 def test_existing_dataset_needs_overwrite(tmp_path: Path) -> None:
     options = {"n_train_patients": 2, "n_valid_patients": 1, "size": (64, 78)}
     write_demo_dataset(tmp_path, **options)
-    with pytest.raises(DatasetError, match="already exists; pass overwrite=True"):
+    with pytest.raises(DatasetError, match="already holds medbench's demo dataset; pass overwrite=True"):
         write_demo_dataset(tmp_path, **options)
     stale = tmp_path / "CheXpert-v1.0-small" / "stale.txt"
     stale.write_text("old")
     write_demo_dataset(tmp_path, overwrite=True, **options)
     assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["CheXpert-v1.0-small"]
+    assert (tmp_path / "CheXpert-v1.0-small" / DEMO_MARKER).is_file()
     with pytest.raises(ValueError, match="at least one training and one validation patient"):
         write_demo_dataset(tmp_path / "x", n_valid_patients=0)
 
@@ -158,3 +159,28 @@ def test_each_finding_is_its_own_visible_pattern() -> None:
                 assert overlap < 0.3, f"{name} overlaps {other} ({overlap:.2f})"
     plain = painter.paint(np.random.default_rng(0), True, ())
     assert plain.dtype == np.uint8 and plain.shape == (390, 320) and plain.std() > 20
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+def test_a_folder_medbench_did_not_write_is_never_replaced(tmp_path: Path, overwrite: bool) -> None:
+    real = tmp_path / "CheXpert-v1.0-small"
+    (real / "train" / "patient00001" / "study1").mkdir(parents=True)
+    (real / "train.csv").write_text("Path,Sex\n")
+    (real / "train" / "patient00001" / "study1" / "view1_frontal.jpg").write_bytes(b"a real radiograph")
+    before = sorted((path.relative_to(tmp_path), path.read_bytes()) for path in real.rglob("*") if path.is_file())
+    with pytest.raises(DatasetError, match="is not a demo dataset medbench wrote.*never replaces it"):
+        write_demo_dataset(tmp_path, n_train_patients=2, n_valid_patients=1, size=(64, 78), overwrite=overwrite)
+    after = sorted((path.relative_to(tmp_path), path.read_bytes()) for path in real.rglob("*") if path.is_file())
+    assert after == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["CheXpert-v1.0-small"]
+
+
+def test_a_symlinked_demo_folder_is_left_alone(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    write_demo_dataset(elsewhere, n_train_patients=2, n_valid_patients=1, size=(64, 78))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "CheXpert-v1.0-small").symlink_to(elsewhere / "CheXpert-v1.0-small")
+    with pytest.raises(DatasetError, match="is a symbolic link"):
+        write_demo_dataset(out, n_train_patients=2, n_valid_patients=1, size=(64, 78), overwrite=True)
+    assert (elsewhere / "CheXpert-v1.0-small" / "train.csv").is_file()

@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 DEMO_FOLDER = "CheXpert-v1.0-small"
+DEMO_MARKER = ".medbench-demo"
+"""The file that marks a DEMO_FOLDER as written by medbench (only such a folder is ever replaced)."""
 """The folder the demo writes under its root, named like the real dataset."""
 
 PREVALENCE: dict[str, float] = {
@@ -133,11 +135,26 @@ def write_demo_dataset(
         raise ValueError(f"size {size!r} is too small; expected (width, height) of at least 32 px each")
     root = Path(out_dir)
     target = root / DEMO_FOLDER
-    if target.exists() and not overwrite:
+    if target.is_symlink():
         raise DatasetError(
-            "already exists; pass overwrite=True (medbench demo-data --overwrite) to replace the demo dataset",
+            f"is a symbolic link (to {os.readlink(target)}); medbench never writes through or replaces one, "
+            f"expected no {DEMO_FOLDER} here",
             file=target,
         )
+    if target.exists():
+        if not (target / DEMO_MARKER).is_file():
+            raise DatasetError(
+                f"is not a demo dataset medbench wrote (it has no {DEMO_MARKER} marker): it may be a real "
+                "CheXpert download, so medbench never replaces it, even with overwrite; expected no "
+                f"{DEMO_FOLDER} folder here. Move it away or write the demo data to another folder",
+                file=target,
+            )
+        if not overwrite:
+            raise DatasetError(
+                "already holds medbench's demo dataset; pass overwrite=True (medbench demo-data --overwrite) "
+                "to replace it",
+                file=target,
+            )
     started = time.perf_counter()
     rng = np.random.default_rng([seed, 0])
     train_rows, train_images = _patients(rng, seed, "train", range(1, n_train_patients + 1), training=True)
@@ -151,6 +168,11 @@ def write_demo_dataset(
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    (staging / DEMO_MARKER).write_text(
+        f"written by medbench.demo.write_demo_dataset (seed {seed}, {width}x{height} px); "
+        "medbench demo-data --overwrite replaces only a folder with this file\n",
+        encoding="utf-8",
+    )
     _write_csv(staging / "train.csv", train_rows)
     _write_csv(staging / "valid.csv", valid_rows)
     painter = _Painter(width, height)
