@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from gcs_emulator import StorageEmulator
 
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, StorageError
+from medbench.runs.run_id import is_folder_name
 from medbench.settings import Settings
 from medbench.tracking.logs import UNVALIDATED_LOG, VALIDATED_LOG, ExperimentLog, validate_entries
 from medbench.tracking.storage import (
@@ -403,3 +404,46 @@ def test_an_experiment_with_the_bucket_down_completes_and_sync_sends_it_later(
     report = sync(settings)
     assert report.complete and report.uploaded == [entry["id"]]
     assert not list(settings.outbox_dir.glob("*.json"))
+
+
+# gcp-storage-emulator cannot hold object names with '..' components (it drops the connection), which
+# real GCS accepts; the names it can hold go through the real client and server, and the rule itself is
+# checked on the escaping names below.
+@pytest.mark.parametrize("experiment", ["a\\b", "tab\tname"], ids=["backslash", "control-character"])
+def test_pull_never_writes_outside_models_whatever_the_bucket_says(
+    gcs: StorageEmulator, gcs_settings: Settings, experiment: str
+) -> None:
+    run_id = "20260101T000000Z-abcdef"
+    bucket = make_client(gcs_settings).bucket(BUCKET)
+    bucket.blob(f"{PREFIX}/logs/{run_id}.json").upload_from_string(json.dumps({"id": run_id, "name": experiment}))
+    for relative in ("config.json", "model.keras"):
+        bucket.blob(f"{PREFIX}/runs/{experiment}/{run_id}/{relative}").upload_from_string(b"{}")
+    root = gcs_settings.root
+    before = sorted(path for path in root.parent.rglob("*"))
+    with pytest.raises(StorageError, match="which is not one folder name.*Nothing was downloaded"):
+        pull(run_id, gcs_settings, deadline_s=10)
+    assert sorted(path for path in root.parent.rglob("*")) == before
+
+
+def test_an_unreadable_log_object_falls_back_to_listing(
+    gcs: StorageEmulator, gcs_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = "20260101T000000Z-abcdef"
+    bucket = make_client(gcs_settings).bucket(BUCKET)
+    bucket.blob(f"{PREFIX}/logs/{run_id}.json").upload_from_string(b"{not json")
+    bucket.blob(f"{PREFIX}/runs/Exp_A/{run_id}/config.json").upload_from_string(b"{}")
+    with caplog.at_level(logging.WARNING):
+        pulled = pull(run_id, gcs_settings, deadline_s=10)
+    assert pulled == gcs_settings.models_dir / "Exp_A" / run_id and (pulled / "config.json").read_bytes() == b"{}"
+    assert "unreadable log object" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name", ["..", ".", "", "../../escaped", "a/../../escaped", "a/b", "a\\b", "x" * 256, "a\x00b"]
+)
+def test_names_that_would_leave_models_are_not_folder_names(name: str) -> None:
+    assert not is_folder_name(name)
+
+
+def test_experiment_names_are_folder_names() -> None:
+    assert is_folder_name("SmallCNN_demo_BCE_E5_B16_C0_N5_D64_DS8020_1LR3_LF5_Adam")

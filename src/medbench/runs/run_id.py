@@ -29,6 +29,20 @@ def is_run_id(text: str) -> bool:
     return isinstance(text, str) and RUN_ID_RE.fullmatch(text) is not None
 
 
+def is_folder_name(text: str) -> bool:
+    """True when `text` can name one folder inside another: no separator, no '.'/'..', printable, ≤ 255 chars.
+
+    For names that come from outside (an experiment name read from a bucket) before they become paths.
+    """
+    return (
+        isinstance(text, str)
+        and 0 < len(text) <= 255
+        and text not in (".", "..")
+        and not any(character in text for character in "/\\")
+        and text.isprintable()
+    )
+
+
 def is_chief(tf_config: str | None) -> bool:
     """True unless TF_CONFIG names this process a non-chief worker (only the chief writes run files)."""
     config = json.loads(tf_config or "{}")

@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 from medbench.atomic import write_bytes_atomic, write_json_atomic
 from medbench.errors import ConfigError, MedbenchError, StorageError
 from medbench.runs.run_dir import CONFIG, RESULT, RunDir
-from medbench.runs.run_id import is_run_id
+from medbench.runs.run_id import is_folder_name, is_run_id
 from medbench.runs.saved_run import SavedRun, find_runs, saved_runs
 from medbench.settings import Settings
 from medbench.tracking.logs import update_entry
@@ -386,8 +386,16 @@ def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _De
     )
     candidates: list[str] = []
     if log_blob is not None:
-        entry = json.loads(deadline.call("log download", lambda t: log_blob.download_as_bytes(timeout=t, retry=None)))
-        if entry.get("name"):
+        data = deadline.call("log download", lambda t: log_blob.download_as_bytes(timeout=t, retry=None))
+        try:
+            entry = json.loads(data)
+        except ValueError as error:
+            logger.warning(
+                "gs://%s/%s: unreadable log object (%s); looking for the run by listing",
+                *(settings.gcs_bucket, log_blob.name, error),
+            )
+            entry = None
+        if isinstance(entry, dict) and entry.get("name"):
             candidates.append(str(entry["name"]))
 
     def experiments(timeout: tuple[float, float]) -> list[str]:
@@ -423,6 +431,12 @@ def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLIN
         experiment = _find_experiment(client, settings, run_id, deadline)
         if experiment is None:
             raise ConfigError(f"no run with id {run_id!r} in {where}")
+        if not is_folder_name(experiment):
+            raise StorageError(
+                f"{where}: the bucket names the experiment of run {run_id} {experiment[:100]!r}, which is not one "
+                f"folder name; expected a name without '/', '\\' or '..', so that the run stays inside "
+                f"{settings.models_dir}. Nothing was downloaded"
+            )
         target = settings.models_dir / experiment / run_id
         if (target / CONFIG).is_file():
             logger.info("run %s is already local at %s", run_id, target)
