@@ -231,7 +231,10 @@ class RunDir:
         try:
             yield
         except Interrupted as stop:
-            saved = saved_epochs()
+            try:  # the folder is the truth: the signal may land between an epoch's write and its count
+                saved = len(self.completed_history())
+            except (OSError, ValueError, KeyError, TypeError):
+                saved = saved_epochs()
             done = f"epochs 1–{saved} are saved" if saved else "no epoch was saved yet"
             stop.saved = f"run {self.run_id} stopped and {done} (partial files were removed)"
             raise
