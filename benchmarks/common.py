@@ -293,3 +293,25 @@ def report_pair(
     print("\n-- ratio (ratio of medians) --")
     print(ratio_line(label, summaries[ours], summaries[theirs], goal, per_repeat=True))
     return summaries
+
+
+def epoch_timer() -> Any:
+    """A Keras callback whose `durations` lists each epoch's seconds (`on_epoch_begin` to `on_epoch_end`).
+
+    The `fit` call's own set-up and tear-down, paid once per training run, are outside it.
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.durations: list[float] = []
+            self._began = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+            self._began = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            self.durations.append(time.perf_counter() - self._began)
+
+    return EpochTimer()

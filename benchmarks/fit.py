@@ -41,6 +41,7 @@ from common import (
     add_common_arguments,
     cached_pipeline_inputs,
     cpu_count,
+    epoch_timer,
     interleave,
     print_header,
     python_versions,
@@ -99,26 +100,12 @@ def fit_contender(model: object, dataset_for: Callable[[int], object], args: arg
     itself, paid once per training run, are left out (they varied by whole seconds on a busy machine,
     for both contenders alike).
     """
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.durations: list[float] = []
-            self._began = 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
-            self._began = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
-            self.durations.append(time.perf_counter() - self._began)
-
     model.fit(dataset_for(0), epochs=1, steps_per_epoch=args.steps, shuffle=False, verbose=0)
     first = iter(range(1, 1_000_000, args.epochs))
 
     def measure() -> float:
         dataset = dataset_for(next(first))
-        timer = EpochTimer()
+        timer = epoch_timer()
         model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps, shuffle=False, verbose=0, callbacks=[timer])
         if len(timer.durations) != args.epochs:
             raise BenchmarkError(f"fit ran {len(timer.durations)} of {args.epochs} epochs")
@@ -148,19 +135,12 @@ def densenet_section(args: argparse.Namespace) -> None:
     epochs = iter(range(0, 1_000_000))
     first: dict[str, float] = {}
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
-            self.began = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
-            self.seconds = time.perf_counter() - self.began
-
     def medbench_epoch() -> float:
         number = next(epochs)
         dataset = training_dataset(cache, rows, targets, config, first_epoch=number, epochs=number + 1)
-        timer = EpochTimer()
+        timer = epoch_timer()
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[timer])
-        return count / timer.seconds
+        return count / timer.durations[0]
 
     print_header(
         "DenseNet121 fit side by side: images per second",

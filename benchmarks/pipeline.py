@@ -44,6 +44,7 @@ from common import (
     add_common_arguments,
     cached_pipeline_inputs,
     cpu_count,
+    epoch_timer,
     find_images,
     interleave,
     print_header,
@@ -143,21 +144,9 @@ def medbench_contender(images: list[Path], args: argparse.Namespace, augmentatio
 
 def second_epoch_rate(model: object, data: object, args: argparse.Namespace) -> float:
     """Images/s of the second of two `fit` epochs in one call: the data iterator is already running then."""
-    import keras
-
-    class Timer(keras.callbacks.Callback):
-        def on_train_begin(self, logs: object = None) -> None:
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
-            self.began = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
-            self.seconds.append(time.perf_counter() - self.began)
-
-    timer = Timer()
+    timer = epoch_timer()
     model.fit(data, epochs=2, steps_per_epoch=args.batches, verbose=0, shuffle=False, callbacks=[timer])
-    return args.batches * args.batch_size / timer.seconds[-1]
+    return args.batches * args.batch_size / timer.durations[-1]
 
 
 def tiny_model(image_size: int, standardize: str) -> object:

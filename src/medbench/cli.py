@@ -357,8 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(stop, Interrupted):
             stop = Interrupted(signal.SIGINT)
         again = shlex.join(["medbench", *(sys.argv[1:] if argv is None else argv)])
-        saved = stop.saved or "every completed write is kept and partial files were removed"
-        print(f"medbench: interrupted by {stop.name}: {saved}; to go on, run: {again}", file=sys.stderr)
+        print(f"medbench: {stop}; to go on, run: {again}", file=sys.stderr)
         return stop.exit_code
 
 

@@ -57,9 +57,9 @@ __all__ = [
 ]
 
 DEMO_FOLDER = "CheXpert-v1.0-small"
+"""The folder the demo writes under its root, named like the real dataset."""
 DEMO_MARKER = ".medbench-demo"
 """The file that marks a DEMO_FOLDER as written by medbench (only such a folder is ever replaced)."""
-"""The folder the demo writes under its root, named like the real dataset."""
 
 PREVALENCE: dict[str, float] = {
     "Enlarged Cardiomediastinum": 0.12,

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NOTHING_LOST = "every completed write is kept and partial files were removed"
+"""What any interrupted command can say it kept (commands that know more set `Interrupted.saved`)."""
 
 
 class Interrupted(BaseException):
@@ -35,7 +37,7 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
     def __str__(self) -> str:
-        return f"interrupted by {self.name}" + (f"; {self.saved}" if self.saved else "")
+        return f"interrupted by {self.name}: {self.saved or NOTHING_LOST}"
 
 
 class _State(threading.local):

@@ -392,7 +392,9 @@ def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _De
         except ValueError as error:
             logger.warning(
                 "gs://%s/%s: unreadable log object (%s); looking for the run by listing",
-                *(settings.gcs_bucket, log_blob.name, error),
+                settings.gcs_bucket,
+                log_blob.name,
+                error,
             )
             entry = None
         if isinstance(entry, dict) and entry.get("name"):

@@ -36,7 +36,8 @@ def stripped(values: pd.Series) -> pd.Series:
     return pd.Series(uniques.str.strip().to_numpy(dtype=object)[codes], dtype="str", index=values.index)
 
 
-_ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+"""What `str.strip` removes among ASCII characters, less the blank and the newline the fast scans test apart."""
 
 
 def _maybe_padded(values: pd.Series) -> bool:
@@ -50,7 +51,7 @@ def _maybe_padded(values: pd.Series) -> bool:
         return True
     if joined[:1] == " " or joined[-1:] == " " or " \n" in joined or "\n " in joined:
         return True
-    return any(space in joined for space in _ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE)
+    return any(space in joined for space in ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE)
 
 
 def read_csv(path: Path, *, header: bool = True, **options: object) -> pd.DataFrame:
@@ -166,7 +167,7 @@ def _clean(raw: pd.Series) -> bool:
         return False
     if "\n\n" in joined or "\n/" in joined or ":" in joined or ".." in joined:
         return False
-    if any(space in joined for space in _ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE):
+    if any(space in joined for space in ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE):
         return False
     return not any(part in joined for part in _MAYBE_UNTIDY)
 

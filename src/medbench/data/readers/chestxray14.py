@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.data.readers.cells import (
+    ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE,
     categorical_column,
     distinct,
     fail_where,
@@ -115,7 +116,7 @@ def read_chestxray14_csv(
     return table
 
 
-_NOT_IN_BARE_NAMES = "/\\ \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_NOT_IN_BARE_NAMES = "/\\ " + ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE
 
 
 def _file_names(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
