@@ -143,7 +143,7 @@ def test_existing_dataset_needs_overwrite(tmp_path: Path) -> None:
     write_demo_dataset(tmp_path, overwrite=True, **options)
     assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["CheXpert-v1.0-small"]
     assert (tmp_path / "CheXpert-v1.0-small" / DEMO_MARKER).is_file()
-    with pytest.raises(ValueError, match="at least one training and one validation patient"):
+    with pytest.raises(ValueError, match=r"validation patients 0: expected a whole number in 1\.\.10000"):
         write_demo_dataset(tmp_path / "x", n_valid_patients=0)
 
 

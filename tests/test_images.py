@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medbench.data.images import read_image, verify_images
+from medbench.data.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_plain_image, read_image, verify_images
 from medbench.errors import DatasetError, ImageError
+from medbench.preprocessing.params import decode_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -150,3 +152,70 @@ def test_real_nih_images() -> None:
     rgba = [path for path in sorted((SHARED / "nih-cxr14-64px").rglob("*.png")) if Image.open(path).mode == "RGBA"]
     assert rgba and read_image(rgba[0]).shape == (64, 64, 3)
     assert verify_images(sample + rgba) == []
+
+
+def _fifo(folder: Path) -> Path:
+    path = folder / "pipe.png"
+    os.mkfifo(path)
+    return path
+
+
+def _link_to_dev_zero(folder: Path) -> Path:
+    path = folder / "zero.png"
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def _dangling_link(folder: Path) -> Path:
+    path = folder / "dangling.png"
+    path.symlink_to(folder / "gone.png")
+    return path
+
+
+def _sparse_huge_file(folder: Path) -> Path:
+    path = folder / "huge.png"
+    with open(path, "wb") as handle:
+        handle.truncate(MAX_IMAGE_BYTES + 1)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_fifo, "pipe.png: is a FIFO (named pipe), not a regular file; expected an image file"),
+        (_link_to_dev_zero, "zero.png: is a character device (a link to /dev/zero), not a regular file"),
+        (_dangling_link, "dangling.png: is a link to "),
+        (_sparse_huge_file, "huge.png: file is 1.0 GiB; expected an image file of at most 1 GiB"),
+    ],
+    ids=["fifo", "symlink-to-dev-zero", "dangling-symlink", "over-1-GiB"],
+)
+def test_only_regular_files_are_opened(tmp_path: Path, make: Callable[[Path], Path], reason: str) -> None:
+    """A FIFO would block the reader forever and /dev/zero would be read until memory runs out."""
+    path = make(tmp_path)
+    assert decode_plain_image(path) is None
+    with pytest.raises(ImageError) as caught:
+        read_image(path)
+    assert reason in str(caught.value)
+    assert verify_images([path]) == [(str(path), str(caught.value).split(": ", 1)[1])]
+
+
+def test_a_link_to_a_regular_image_is_followed(tmp_path: Path) -> None:
+    image = saved(Image.fromarray(noise((8, 8))), tmp_path / "real.png")
+    link = tmp_path / "link.png"
+    link.symlink_to(image)
+    np.testing.assert_array_equal(read_image(link), read_image(image))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_decompression_bomb_is_refused_before_decoding_by_every_decoder(tmp_path: Path, suffix: str) -> None:
+    """A few-KB file of 8200×8200 pixels: refused by the OpenCV fast path and by Pillow alike, so training,
+    preprocessing and predict share one limit."""
+    side = 8200
+    assert side * side > MAX_IMAGE_PIXELS
+    path = saved(Image.new("L", (side, side)), tmp_path / f"bomb{suffix}")
+    assert path.stat().st_size < 2_000_000
+    assert decode_plain_image(path) is None
+    with pytest.raises(ImageError, match=r"is too large to decode safely \(8200×8200 = 67.2 megapixels"):
+        decode_for(path, 1)
+    within = saved(Image.new("L", (8192, 8192)), tmp_path / f"largest{suffix}")
+    assert decode_plain_image(within).shape == (8192, 8192)

@@ -37,6 +37,7 @@ def _settings():
 def cmd_exec(args: argparse.Namespace) -> int:
     from medbench.benchmark.spec import ExperimentSpec
     from medbench.experiment_exec import load_batch, parse_shard, run_batch, shard
+    from medbench.tracking.logs import FAILED_LOG
 
     if args.batch:
         items = load_batch(args.batch)
@@ -57,6 +58,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
     for entry in results:
         status = "skipped" if entry.get("skipped") else entry["status"]
         print(f"{status:9s} {entry['id']}  {entry['name']}")
+    if failed:
+        listing = "".join(f"\n  {entry['name']}: {str(entry.get('error', ''))[:500]}" for entry in failed[:20])
+        more = f"\n  … and {len(failed) - 20} more" if len(failed) > 20 else ""
+        print(
+            f"medbench: error: {len(failed)} of {len(results)} experiment(s) failed "
+            f"(recorded in {_settings().logs_dir / FAILED_LOG}):{listing}{more}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -81,18 +90,31 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
-    from medbench.reevaluation import reevaluate
+    from medbench.reevaluation import reevaluate_runs
 
-    entries = reevaluate(_settings(), args.run or None, epochs=args.epochs)
-    for entry in entries:
+    report = reevaluate_runs(_settings(), args.run or None, epochs=args.epochs)
+    for entry in report.entries:
         val = entry["val_again"]["macro"].get("auroc")
         test = entry["test_again"]["macro"].get("auroc")
         print(f"{entry['id']}  val mean AUROC {_fmt(val)}  test mean AUROC {_fmt(test)}  {entry['name']}")
-    return 0
+    return _report_skipped(report.skipped, "the others were re-evaluated")
 
 
 def _fmt(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
+
+
+SKIPPED_SHOWN = 10
+
+
+def _report_skipped(skipped: Sequence[str], rest: str) -> int:
+    """One `medbench: error:` line naming what a command skipped (the first few) and exit 1; 0 when nothing was."""
+    if not skipped:
+        return 0
+    shown = "; ".join(skipped[:SKIPPED_SHOWN])
+    more = f"; and {len(skipped) - SKIPPED_SHOWN} more (see the warnings above)" if len(skipped) > SKIPPED_SHOWN else ""
+    print(f"medbench: error: skipped {len(skipped)} damaged item(s), {rest}: {shown}{more}", file=sys.stderr)
+    return 1
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -114,23 +136,26 @@ def cmd_repair_logs(args: argparse.Namespace) -> int:
     from medbench.tracking.logs import repair_logs
 
     settings = _settings()
-    logged = repair_logs(settings.models_dir, settings.logs_dir)
+    skipped: list[str] = []
+    logged = repair_logs(settings.models_dir, settings.logs_dir, skipped=skipped)
     print(f"logged {len(logged)} completed run(s) missing from the logs" + (f": {', '.join(logged)}" if logged else ""))
-    return 0
+    return _report_skipped(skipped, "the other runs were checked")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from medbench.tracking.logs import validate_entries
 
-    moved = validate_entries(_settings().logs_dir, args.run or None)
+    skipped: list[str] = []
+    moved = validate_entries(_settings().logs_dir, args.run or None, skipped=skipped)
     print(f"validated {len(moved)} experiment(s)")
-    return 0
+    return _report_skipped(skipped, "the others were validated")
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from medbench.tracking.bucket import parse_deadline
     from medbench.tracking.storage import sync
 
-    report = sync(_settings(), deadline_s=args.deadline)
+    report = sync(_settings(), deadline_s=parse_deadline(args.deadline))
     for run_id in report.uploaded:
         print(f"uploaded  {run_id}  {report.remote[run_id]}")
     for run_id in report.pending:
@@ -143,9 +168,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from medbench.tracking.bucket import parse_deadline
     from medbench.tracking.storage import pull
 
-    print(pull(args.run_id, _settings(), deadline_s=args.deadline))
+    print(pull(args.run_id, _settings(), deadline_s=parse_deadline(args.deadline)))
     return 0
 
 
@@ -162,12 +188,12 @@ def cmd_merge_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from medbench.leaderboard import format_leaderboard, leaderboard
-    from medbench.tracking.logs import all_entries
+    from medbench.leaderboard import board, format_leaderboard
 
-    frame = leaderboard(all_entries(_settings().logs_dir), per_class=not args.summary)
-    print(format_leaderboard(frame))
-    return 0
+    settings = _settings()
+    ranked = board(settings.logs_dir, settings.models_dir, per_class=not args.summary)
+    print(format_leaderboard(ranked.frame))
+    return _report_skipped(ranked.skipped, "the others are listed")
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -205,11 +231,17 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     from medbench.preprocessing.dataset_cache import build_benchmark_cache
 
     cache = build_benchmark_cache(
-        Benchmark.from_name(args.benchmark), _settings(), workers=args.workers, strict=args.strict
+        Benchmark.from_name(args.benchmark), _settings(), workers=args.workers, strict=args.strict, verify=args.verify
     )
     summary = cache.summary
+    for damage in summary.damaged:
+        print(f"damaged {damage} (rebuilt)")
     print(f"cache {cache.directory}")
     print(f"{summary.computed} built, {summary.reused} reused, {summary.failed} failed; report {cache.report_path}")
+    if args.verify:
+        intact = max(summary.verified - summary.shards_written, 0) if summary.damaged else summary.verified
+        damaged = len(summary.damaged)
+        print(f"verified {summary.verified} shard(s): {intact} intact, {damaged} damaged file(s) rebuilt")
     return 0
 
 
@@ -284,12 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     upload = commands.add_parser("sync", help="upload the runs waiting in logs/outbox to MEDBENCH_GCS_BUCKET")
-    upload.add_argument("--deadline", type=float, default=60.0, help="seconds of retries before giving up for now")
+    upload.add_argument(
+        "--deadline", default="60", help="seconds (in (0, 86400]) of requests and retries before giving up for now"
+    )
     upload.set_defaults(func=cmd_sync)
 
     fetch = commands.add_parser("pull", help="download a run folder by id from MEDBENCH_GCS_BUCKET into models/")
     fetch.add_argument("run_id")
-    fetch.add_argument("--deadline", type=float, default=60.0, help="seconds of retries before giving up")
+    fetch.add_argument(
+        "--deadline", default="60", help="seconds (in (0, 86400]) of requests and retries before giving up"
+    )
     fetch.set_defaults(func=cmd_pull)
 
     merge = commands.add_parser("merge-logs", help="merge the log folders of shards into one (each entry once)")
@@ -323,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("benchmark", help="a benchmark name (its dataset, image size, crop and transformations)")
     prep.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     prep.add_argument("--strict", action="store_true", help="fail when any image cannot be read")
+    prep.add_argument(
+        "--verify", action="store_true", help="check every shard's checksum; rebuild and list the damaged ones"
+    )
     prep.set_defaults(func=cmd_preprocess)
 
     listing = commands.add_parser("list", help="list architectures, datasets or predefined benchmarks")

@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.predefined import grid
 from medbench.benchmark.spec import ExperimentSpec
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE
+from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, IMAGE_SIZE, SEED
 from medbench.data.datasets import CHEXPERT_PATHOLOGIES
 from medbench.data.readers import CHEXPERT_CLASSES, CHEXPERT_METADATA_COLUMNS
-from medbench.errors import DatasetError
+from medbench.errors import ConfigError, DatasetError
 from medbench.experiment_exec import run_batch
 from medbench.runs import SavedRun, find_runs
 from medbench.settings import Settings
@@ -89,6 +89,8 @@ QUICK_BENCHMARKS: tuple[Benchmark, ...] = tuple(
 )
 """Two 32 px, 2-epoch benchmarks on the demo data (seconds each on a CPU), for the notebooks."""
 
+MAX_PATIENTS = 10_000
+"""The most patients per split the demo writes (about 23,000 images, some minutes on two cores)."""
 _JPEG_QUALITY = 90
 _LATERAL_PROBABILITY = 0.3
 _MAX_EXTRA_STUDIES = 2
@@ -124,15 +126,14 @@ def write_demo_dataset(
     same seed writes the same bytes. An existing ``CheXpert-v1.0-small`` folder is replaced only with
     `overwrite`; the new one is assembled beside it and moved into place when complete.
     """
-    if n_train_patients < 1 or n_valid_patients < 1:
-        raise ValueError(
-            f"need at least one training and one validation patient, got {n_train_patients} and {n_valid_patients}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed {seed!r} is not allowed; expected a non-negative integer")
+    for what, count in (("training patients", n_train_patients), ("validation patients", n_valid_patients)):
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or not 1 <= count <= MAX_PATIENTS:
+            raise ConfigError(f"{what} {count!r}: expected a whole number in 1..{MAX_PATIENTS}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not SEED.low <= seed <= SEED.high:
+        raise ConfigError(f"seed {seed!r} is not allowed; expected a whole number in {SEED}")
     width, height = (int(value) for value in size)
-    if width < 32 or height < 32:
-        raise ValueError(f"size {size!r} is too small; expected (width, height) of at least 32 px each")
+    if not (32 <= width <= IMAGE_SIZE.high and 32 <= height <= IMAGE_SIZE.high):
+        raise ConfigError(f"size {size!r}: expected (width, height) of 32..{IMAGE_SIZE.high} px each")
     root = Path(out_dir)
     target = root / DEMO_FOLDER
     if target.is_symlink():

@@ -51,6 +51,10 @@ class StorageError(MedbenchError, OSError):
     """Files could not be written or fetched: a full disk, a read-only folder, an unreachable bucket."""
 
 
+class CapacityError(MedbenchError):
+    """Work that needs more memory or disk than the machine has free, refused before it starts."""
+
+
 class RegistryError(ConfigError, DatasetError):
     """A name that no registry entry answers to, or a registration that clashes with another entry.
 

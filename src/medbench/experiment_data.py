@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.benchmark.spec import ExperimentSpec
+from medbench.capacity import require_memory
 from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
 from medbench.data.images import unreadable_images_error
 from medbench.data.label_policy import default_upsample_factors, encode_labels, upsample_indices
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 EVALUATION_UNCERTAINTY = "ignore"
 """How validation and test treat uncertain labels, whatever the training policy: masked."""
+_PREFETCHED_BATCHES = 4
+"""uint8 batches tf.data holds ahead of the model at most, in practice (AUTOTUNE on a few cores)."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,21 @@ def _check_not_empty(name: str, dataset: str, train: Split, val: Split, test: Sp
             raise ConfigError(f"{name}: the {part} split of dataset {dataset!r} is empty")
 
 
+def batch_memory(spec: ExperimentSpec) -> int:
+    """A lower bound on the host memory one batch takes: the uint8 batches the pipeline prefetches and the
+    float32 batch the model's input makes of one (activations and weights come on top)."""
+    benchmark = spec.benchmark
+    pixels = benchmark.batch_size * benchmark.image_size**2
+    return pixels * 3 * (_PREFETCHED_BATCHES + 4)
+
+
 def prepare(spec: ExperimentSpec, settings: Settings) -> tuple[ExperimentData, ImageCache]:
     """The splits of `spec` with its dataset's preprocessing cache built (or reused) and unreadable images handled."""
+    require_memory(
+        batch_memory(spec),
+        f"{spec.name}: a batch of {spec.benchmark.batch_size} images of {spec.benchmark.image_size} px",
+        advice="a smaller batch size (B) or image size (D)",
+    )
     data = prepare_data(spec, settings.data_dir)
     cache = build_benchmark_cache(spec.benchmark, settings, sources=data.sources)
     return data.without_unreadable(cache.failed, spec), cache

@@ -23,6 +23,7 @@ import csv
 import logging
 import traceback
 from collections.abc import Sequence
+from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,15 +48,41 @@ def _benchmark(value: Any, where: str) -> Benchmark:
     try:
         if isinstance(value, str):
             return Benchmark.from_name(value)
+        if isinstance(value, dict) and "name" in value:
+            return Benchmark.from_name(value["name"])
         if isinstance(value, dict):
-            return Benchmark.from_dict(value) if "name" not in value else Benchmark.from_name(value["name"])
+            _check_fields(value, where)
+            return Benchmark.from_dict(value)
     except (BenchmarkNameError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
-    raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {value!r}")
+    raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {_shown(value)}")
+
+
+def _check_fields(value: dict[Any, Any], where: str) -> None:
+    """A mapping of Benchmark fields names only known fields and every required one."""
+    known = {item.name: item for item in fields(Benchmark)}
+    unknown = [key for key in value if key not in known]
+    if unknown:
+        raise ConfigError(f"{where}: unknown Benchmark fields {_shown(unknown)}; valid: {', '.join(known)}")
+    required = [name for name, item in known.items() if item.default is MISSING and item.default_factory is MISSING]
+    missing = [name for name in required if name not in value]
+    if missing:
+        raise ConfigError(f"{where}: missing Benchmark fields {missing}; expected at least {', '.join(required)}")
+
+
+def _shown(value: Any) -> str:
+    """A batch value as an error message shows it: its repr, cut to 200 characters."""
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:200]}… ({type(value).__name__})"
 
 
 def _architectures(value: Any, where: str) -> list[str]:
-    names = [value] if isinstance(value, str) else list(value or [DEFAULT_ARCHITECTURE])
+    names = [DEFAULT_ARCHITECTURE] if value is None else [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise ConfigError(
+            f"{where}: expected an architecture key or a non-empty list of them (e.g. [2D.SmallCNN]), "
+            f"got {_shown(value)}"
+        )
     for name in names:
         try:
             get_architecture(name)
@@ -104,14 +131,17 @@ def _load_yaml_batch(path: Path) -> list[ExperimentSpec]:
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: options: expected a mapping of ExperimentOptions fields")
     checked = _options(options, f"{path}: options")
-    benchmarks = [_benchmark(entry, f"{path}: benchmarks[{i}]") for i, entry in enumerate(spec.get("benchmarks") or [])]
+    entries = spec.get("benchmarks") or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: benchmarks: expected a list of benchmark names or mappings, got {_shown(entries)}")
+    benchmarks = [_benchmark(entry, f"{path}: benchmarks[{i}]") for i, entry in enumerate(entries)]
     grids = spec.get("grid") or []
     for index, entry in enumerate(grids if isinstance(grids, list) else [grids]):
         where = f"{path}: grid[{index}]"
         if not isinstance(entry, dict) or "base" not in entry:
             raise ConfigError(f"{where}: expected a mapping with 'base' (benchmark) and 'vary' (field: [values])")
         vary = entry.get("vary") or {}
-        if not isinstance(vary, dict) or not all(isinstance(v, list) for v in vary.values()):
+        if not isinstance(vary, dict) or not all(isinstance(k, str) and isinstance(v, list) for k, v in vary.items()):
             raise ConfigError(f"{where}: vary: expected a mapping of field name to a list of values")
         empty = [key for key, values in vary.items() if not values]
         if empty:
@@ -128,15 +158,27 @@ def _load_yaml_batch(path: Path) -> list[ExperimentSpec]:
 
 def _load_csv_batch(path: Path) -> list[ExperimentSpec]:
     with path.open(newline="", encoding="utf-8-sig") as stream:
-        rows = list(csv.DictReader(stream))
-        header = rows[0].keys() if rows else []
+        reader = csv.DictReader(stream)
+        try:
+            rows = list(reader)
+        except csv.Error as error:
+            raise ConfigError(f"{path}: near line {reader.line_num + 1}: {error}; expected a CSV batch file") from None
+        header = reader.fieldnames or []
     if rows and "benchmark" not in header:
         raise ConfigError(
-            f"{path}: missing column 'benchmark' (found {list(header)}); expected benchmark[,architecture]"
+            f"{path}: missing column 'benchmark' (found {header[:10]}); expected benchmark[,architecture]"
         )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: row 1: column {repeated[0]!r} appears twice in the header; expected each once")
     items = []
     for number, row in enumerate(rows, start=2):
         where = f"{path}: row {number}"
+        if None in row:
+            raise ConfigError(
+                f"{where}: has {len(header) + len(row[None])} fields, the header has {len(header)}; "
+                "expected benchmark[,architecture] (a comma inside a value needs quotes)"
+            )
         architecture = _architectures((row.get("architecture") or "").strip() or None, where)[0]
         items.append(
             ExperimentSpec(

@@ -39,7 +39,7 @@ def predict_images(
     """
     if not paths:
         raise ConfigError("no images given to predict")
-    files = [str(Path(path).resolve()) for path in paths]
+    files = [str(Path(path).absolute()) for path in paths]
     problems = verify_images(files)
     if problems:
         raise unreadable_images_error(problems)

@@ -5,12 +5,18 @@ split), the saved model predicts val and test in fixed order, and the metrics ar
 those predictions. Results go to `logs/reevaluation_experiments.json` (`val_again`, `test_again`) and
 `logs/epoch_reevaluation_experiments.json` (one entry per epoch, `epoch_model`, that epoch's own
 metrics).
+
+One damaged file is one skipped item, not a stopped command: a run whose config.json cannot be read,
+whose model.keras or an epoch checkpoint is truncated, or whose data cannot be prepared is reported
+(its path and what is wrong) and the other runs and epochs are still evaluated; `reevaluate_runs`
+returns both. An unreadable re-evaluation log still stops everything (it is never overwritten).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +24,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from medbench.architectures.standardization import load_run_model
+from medbench.errors import LogCorruptError, MedbenchError, StorageError
 from medbench.experiment_data import ExperimentData, prepare
 from medbench.pipeline.config import PipelineConfig
 from medbench.preprocessing.cache import ImageCache
-from medbench.runs.saved_run import SavedRun
+from medbench.runs.saved_run import SavedRun, scan_runs
 from medbench.settings import Settings
 from medbench.tracking.logs import EPOCH_REEVALUATION_LOG, REEVALUATION_LOG, ExperimentLog
 from medbench.tracking.storage import find_or_pull_runs
@@ -30,6 +37,14 @@ from medbench.training.evaluation import evaluate_split
 logger = logging.getLogger(__name__)
 
 PARTS = ("val", "test")
+
+
+@dataclass
+class Reevaluation:
+    """What a re-evaluation did: the entries of runs with a final model, and what it skipped and why."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 def _metrics(
@@ -41,11 +56,21 @@ def _metrics(
     }
 
 
-def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -> dict[str, Any] | None:
+def _skip(skipped: list[str], problem: str) -> None:
+    """Report a damaged item and go on."""
+    logger.warning("skipped %s", problem)
+    skipped.append(problem)
+
+
+def reevaluate_run(
+    run: SavedRun, settings: Settings, *, epochs: bool = False, skipped: list[str] | None = None
+) -> dict[str, Any] | None:
     """Recompute val/test metrics of a run's final model (and of every epoch when `epochs`).
 
     A run that never finished has no model.keras: its final model is skipped with a warning and
-    None returned, but its saved epochs are still re-evaluated when asked.
+    None returned, but its saved epochs are still re-evaluated when asked. With a `skipped` list, a
+    model or checkpoint that cannot be loaded is added to it (its path and what is wrong) and the
+    other epochs still run; without one, its error is raised.
     """
     data, cache = prepare(run.spec, settings)
     config = PipelineConfig.for_spec(run.spec)
@@ -59,9 +84,15 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
     }
     entry = None
     if run.run_dir.model_path.is_file():
-        again = _metrics(run, run.run_dir.model_path, data, cache, config)
-        entry = {**base, "val_again": again["val"], "test_again": again["test"]}
-        ExperimentLog(settings.logs_dir / REEVALUATION_LOG).upsert(entry)
+        try:
+            again = _metrics(run, run.run_dir.model_path, data, cache, config)
+        except MedbenchError as error:
+            if skipped is None:
+                raise
+            _skip(skipped, str(error))
+        else:
+            entry = {**base, "val_again": again["val"], "test_again": again["test"]}
+            ExperimentLog(settings.logs_dir / REEVALUATION_LOG).upsert(entry)
     else:
         logger.warning(
             "run %s has no model.keras (it did not finish); only its saved epochs can be re-evaluated", run.run_id
@@ -69,12 +100,59 @@ def reevaluate_run(run: SavedRun, settings: Settings, *, epochs: bool = False) -
     if epochs:
         epoch_log = ExperimentLog(settings.logs_dir / EPOCH_REEVALUATION_LOG)
         for epoch, path in tqdm(run.checkpoints(), desc=f"epochs of {run.run_id}", unit="epoch", leave=False):
-            metrics = _metrics(run, path, data, cache, config)
+            try:
+                metrics = _metrics(run, path, data, cache, config)
+            except MedbenchError as error:
+                if skipped is None:
+                    raise
+                _skip(skipped, str(error))
+                continue
             epoch_log.upsert(
                 {**base, "epoch_model": epoch, "checkpoint": path.name, "val": metrics["val"], "test": metrics["test"]},
                 key=lambda e: (e["id"], e["epoch_model"]),
             )
     return entry
+
+
+def _runs(settings: Settings, run_ids: Iterable[str] | None, skipped: list[str]) -> list[SavedRun]:
+    """The runs to re-evaluate; a run folder whose config.json is damaged goes to `skipped` instead."""
+    scan = scan_runs(settings.models_dir)
+    if run_ids is None:
+        skipped.extend(str(item) for item in scan.damaged)
+        return scan.runs
+    healthy = {run.run_id for run in scan.runs}
+    damaged = {item.run_dir.run_id: item for item in scan.damaged if item.run_dir.run_id not in healthy}
+    wanted = list(dict.fromkeys(run_ids))
+    skipped.extend(str(damaged[run_id]) for run_id in wanted if run_id in damaged)
+    return find_or_pull_runs(settings, [run_id for run_id in wanted if run_id not in damaged])
+
+
+def reevaluate_runs(
+    settings: Settings | None = None,
+    run_ids: Iterable[str] | None = None,
+    *,
+    epochs: bool = False,
+    progress: bool = True,
+) -> Reevaluation:
+    """Re-evaluate the given (default: all) saved runs, skipping (and listing) damaged runs, models and epochs.
+
+    An unknown run id, an unreadable re-evaluation log or a failed log write still stops the command.
+    """
+    settings = settings or Settings.from_env()
+    report = Reevaluation()
+    runs = _runs(settings, run_ids, report.skipped)
+    for run in tqdm(runs, desc="re-evaluating", unit="run", disable=not progress):
+        try:
+            entry = reevaluate_run(run, settings, epochs=epochs, skipped=report.skipped)
+        except (LogCorruptError, StorageError):
+            raise  # the logs or the disk: every other run would meet it too
+        except MedbenchError as error:
+            where = str(run.run_dir.path)
+            _skip(report.skipped, str(error) if where in str(error) else f"run {run.run_id} ({where}): {error}")
+            continue
+        if entry is not None:
+            report.entries.append(entry)
+    return report
 
 
 def reevaluate(
@@ -84,11 +162,8 @@ def reevaluate(
     epochs: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Re-evaluate the given (default: all) saved runs; returns the entries of runs with a final model."""
-    settings = settings or Settings.from_env()
-    runs = find_or_pull_runs(settings, run_ids)
-    entries = [
-        reevaluate_run(run, settings, epochs=epochs)
-        for run in tqdm(runs, desc="re-evaluating", unit="run", disable=not progress)
-    ]
-    return [entry for entry in entries if entry is not None]
+    """Re-evaluate the given (default: all) saved runs; returns the entries of runs with a final model.
+
+    Damaged runs, models and checkpoints are skipped with a warning (`reevaluate_runs` lists them).
+    """
+    return reevaluate_runs(settings, run_ids, epochs=epochs, progress=progress).entries

@@ -13,19 +13,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from medbench.errors import ConfigError
+
 ENV_FILE = ".env"
 ROOT_ENV = "MEDBENCH_ROOT"
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
-    """Parse a dotenv file (KEY=VALUE lines, # comments, optional quotes)."""
+    """Parse a dotenv file (KEY=VALUE lines, # comments, optional quotes); a line of another shape is an error,
+    as a mistyped line would otherwise be dropped without a word."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: is not UTF-8 text ({error}); expected KEY=VALUE lines in UTF-8") from None
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot be read ({error.strerror or error}); expected a readable .env file"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
             continue
+        if "=" not in line or not line.partition("=")[0].strip():
+            raise ConfigError(
+                f"{path}, line {number}: {line[:80]!r} is not KEY=VALUE; expected KEY=VALUE or a # comment"
+            )
         key, _, value = line.partition("=")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -103,9 +118,17 @@ class Settings:
         base = Path(root if root is not None else os.environ.get(ROOT_ENV, ".")).resolve()
         env: Mapping[str, str] = {**_read_env_file(base / ENV_FILE), **os.environ}
 
+        if base.exists() and not base.is_dir():
+            raise ConfigError(f"{ROOT_ENV}={str(base)[:200]!r}: is a file; expected the project folder")
+
         def folder(key: str, default: str) -> Path:
             path = Path(env.get(key) or default).expanduser()
-            return path if path.is_absolute() else base / path
+            path = path if path.is_absolute() else base / path
+            if path.exists() and not path.is_dir():
+                raise ConfigError(
+                    f"{key}={str(path)[:200]!r}: is a file; expected a folder (medbench creates it when missing)"
+                )
+            return path
 
         return cls(
             root=base,

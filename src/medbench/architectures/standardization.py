@@ -14,6 +14,7 @@ Models saved before standardization moved into the graph take standardized float
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from medbench.architectures.info import check_mode
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 ZSCORE_EPSILON = 1e-7
 LAYER_NAME = "standardize"
+MODEL_EXPECTED = (
+    "expected a .keras model as medbench saves it (was a copy or download interrupted? re-run the experiment "
+    "(medbench exec --rerun), or use another of its saved epochs)"
+)
 
 
 def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
@@ -122,15 +127,49 @@ def with_standardization(model: keras.Model, mode: str, channels: int) -> keras.
     return keras.Model(image, outputs, name=model.name)
 
 
+def zip_problem(path: Path) -> str | None:
+    """What is wrong with the zip archive at `path` (every member's CRC is checked), or None when it is whole."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        return f"{type(error).__name__}: {str(error)[:200]}"
+    return None if bad is None else f"member {bad[:100]!r} fails its CRC check"
+
+
+def _damaged_model_error(path: Path, error: Exception) -> StorageError:
+    """One error naming a model file that cannot be loaded and why (not Keras' misleading "File not found")."""
+    if not path.exists():
+        return StorageError(f"{path}: file does not exist; {MODEL_EXPECTED}")
+    if not path.is_file():
+        return StorageError(f"{path}: is not a regular file; {MODEL_EXPECTED}")
+    problem = zip_problem(path)
+    if problem is not None:
+        return StorageError(
+            f"{path}: is not a complete Keras model file (truncated or corrupt zip: {problem}); {MODEL_EXPECTED}"
+        )
+    return StorageError(
+        f"{path}: cannot be loaded as a Keras model ({type(error).__name__}: {str(error)[:200]}); {MODEL_EXPECTED}"
+    )
+
+
 def load_run_model(path: Path, mode: str, channels: int) -> keras.Model:
     """A saved model that takes uint8 images, whether it was saved with its standardization or before it moved in.
+
+    A file that is missing, truncated or corrupt raises one StorageError naming it and what is wrong.
 
     Args:
         path: the `.keras` file (a run's model.keras or an epoch checkpoint).
         mode: the standardize mode of the run's architecture (for models saved without the layer).
         channels: the channels of the run's cached images (1 for grayscale, 3 for colour).
     """
-    model = keras.models.load_model(path, compile=False)
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        raise _damaged_model_error(path, ValueError("not a zip file"))
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise _damaged_model_error(path, error) from None
     if has_standardization(model):
         return model
     logger.info("%s predates in-model standardization: wrapped in a %r Standardization layer", path.name, mode)

@@ -11,7 +11,15 @@ import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from medbench.benchmark.vocabulary import LR_SCHEDULES, MIXED_PRECISION_POLICIES, STRATEGIES, UNMENTIONED_POLICIES
+from medbench.benchmark.vocabulary import (
+    LR_SCHEDULES,
+    MIXED_PRECISION_POLICIES,
+    PATIENCE,
+    STRATEGIES,
+    TRAIN_SAMPLES,
+    UNMENTIONED_POLICIES,
+    UPSAMPLE_FACTOR,
+)
 from medbench.benchmark.yaml_text import load_yaml
 from medbench.errors import ConfigError
 
@@ -72,13 +80,19 @@ class ExperimentOptions:
                 f"mixed_precision {self.mixed_precision!r}: expected none or one of "
                 f"{', '.join(MIXED_PRECISION_POLICIES)}"
             )
-        for key in ("plateau_patience", "early_stopping_patience", "max_train_samples"):
+        for key, allowed in (
+            ("plateau_patience", PATIENCE),
+            ("early_stopping_patience", PATIENCE),
+            ("max_train_samples", TRAIN_SAMPLES),
+        ):
             value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"{key} {value!r}: expected a whole number of at least 1")
+            if value is not None and not allowed.low <= value <= allowed.high:
+                raise ConfigError(f"{key} {value!r}: expected a whole number in {allowed}")
         for name, factor in (self.upsample_factors or {}).items():
-            if factor < 1:
-                raise ConfigError(f"upsample_factors[{name!r}] {factor!r}: expected a whole number of at least 1")
+            if not UPSAMPLE_FACTOR.low <= factor <= UPSAMPLE_FACTOR.high:
+                raise ConfigError(
+                    f"upsample_factors[{name!r}] {factor!r}: expected a whole number in {UPSAMPLE_FACTOR}"
+                )
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

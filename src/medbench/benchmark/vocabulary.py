@@ -114,6 +114,12 @@ SEED = IntRange(0, 2**32 - 1)
 LEARNING_RATE = FloatRange(0.0, 10.0, high_included=True)
 LR_FACTOR = FloatRange(0.0, 1.0)
 SPLIT_PERCENT = IntRange(1, 99)
+PATIENCE = IntRange(1, EPOCHS.high)
+"""Epochs without improvement before a plateau decay or an early stop: at most a whole run."""
+TRAIN_SAMPLES = IntRange(1, 10**9)
+"""`max_train_samples`: a cap, so at most a billion images (ten times the largest public X-ray sets)."""
+UPSAMPLE_FACTOR = IntRange(1, 100)
+"""How many copies of a rare class's images an upsampled benchmark may train on."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,7 +20,15 @@ from medbench.errors import ImageError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["decode_plain_image", "read_image", "verify_images"]
+__all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "decode_plain_image", "read_image", "verify_images"]
+
+MAX_IMAGE_PIXELS = 2**26
+"""The most pixels medbench decodes from one file (8192 × 8192, 192 MiB as 8-bit RGB): four times a large
+digital mammogram, so a few-KB "decompression bomb" cannot exhaust memory. The same limit holds for
+training, preprocessing, predict and everything else, as every image is decoded here."""
+MAX_IMAGE_BYTES = 2**30
+"""The largest image file medbench reads (1 GiB): an uncompressed 16-bit RGB image of MAX_IMAGE_PIXELS is
+384 MiB, so a larger file is not an image medbench can use."""
 
 _PROGRESS_THRESHOLD = 500
 _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -59,11 +69,15 @@ def decode_plain_image(path: str | os.PathLike[str]) -> np.ndarray | None:
     A fast path for the preprocessing cache (OpenCV decodes faster than Pillow and releases the GIL).
     """
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_IMAGE_BYTES:
+            return None
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_IMAGE_BYTES + 1)
     except OSError:
         return None
-    if not (_plain_png(data) or _plain_jpeg(data)):
+    size = _plain_png(data) or _plain_jpeg(data)
+    if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:
         return None
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
@@ -71,9 +85,10 @@ def decode_plain_image(path: str | os.PathLike[str]) -> np.ndarray | None:
     return image
 
 
-def _plain_png(data: bytes) -> bool:
-    """A PNG ending in IEND whose IHDR says 8-bit gray (0) or RGB (2), without a tRNS chunk."""
-    return (
+def _plain_png(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG ending in IEND whose IHDR says 8-bit gray (0) or RGB (2), without a tRNS
+    chunk; None for any other file."""
+    plain = (
         data.startswith(_PNG_SIGNATURE)
         and data.endswith(_PNG_END)
         and data[12:16] == b"IHDR"
@@ -82,26 +97,31 @@ def _plain_png(data: bytes) -> bool:
         and data[25] in (0, 2)
         and b"tRNS" not in data[33 : data.find(b"IDAT")]
     )
+    return (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) if plain else None
 
 
-def _plain_jpeg(data: bytes) -> bool:
-    """A JPEG ending in EOI whose frame header says 8-bit samples and 1 or 3 components (not CMYK)."""
+def _plain_jpeg(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG ending in EOI whose frame header says 8-bit samples and 1 or 3 components
+    (not CMYK); None for any other file."""
     if not (data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")):
-        return False
+        return None
     position, end = 2, len(data) - 9
     while position < end:
         if data[position] != 0xFF:
-            return False
+            return None
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
             continue
         if marker in _JPEG_FRAME_MARKERS:
-            return data[position + 4] == 8 and data[position + 9] in (1, 3)
+            if data[position + 4] != 8 or data[position + 9] not in (1, 3):
+                return None
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            return int.from_bytes(data[position + 7 : position + 9], "big"), height
         if marker in (0xD8, 0xD9, 0xDA) or 0xD0 <= marker <= 0xD7:  # no frame header before the scan
-            return False
+            return None
         position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return False
+    return None
 
 
 def verify_images(
@@ -141,18 +161,13 @@ def _problem(path: str | os.PathLike[str]) -> str | None:
 def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     """Open and fully decode an image, closing the file afterwards; failures raise `_UnreadableImageError`."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise _UnreadableImageError("file does not exist; expected an image file at this path") from None
-    except OSError as err:
-        raise _UnreadableImageError(
-            f"file cannot be read ({err.strerror or err}); expected a readable image file"
-        ) from err
-    if path.is_dir():
-        raise _UnreadableImageError("is a folder; expected an image file")
+    size = _regular_file_size(path)
     if size == 0:
         raise _UnreadableImageError("file is empty (0 bytes); expected image data (was a download interrupted?)")
+    if size > MAX_IMAGE_BYTES:
+        raise _UnreadableImageError(
+            f"file is {size / 2**30:.1f} GiB; expected an image file of at most {MAX_IMAGE_BYTES / 2**30:g} GiB"
+        )
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
@@ -160,10 +175,13 @@ def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
             "is not an image Pillow can read; expected a PNG, JPEG or other image file"
         ) from None
     except Image.DecompressionBombError as err:
-        raise _UnreadableImageError(f"is too large to decode safely ({err})") from err
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        detail = f"{int(pixels[1]) / 1e6:.1f} megapixels" if pixels else f"Pillow: {err}"
+        raise _UnreadableImageError(_too_large(detail)) from err
     except OSError as err:
         raise _UnreadableImageError(f"cannot be opened ({err}); expected a readable image file") from err
     with image:
+        _check_pixel_count(image.size)
         try:
             image.load()
         except Exception as err:  # decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
@@ -172,6 +190,58 @@ def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
                 f"expected a complete {image.format or 'image'} file"
             ) from err
         yield image
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _regular_file_size(path: Path) -> int:
+    """The size of `path` (a symlink is followed) when it is a regular file; anything else cannot be an image,
+    and opening a FIFO or a device would block or read without end."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise _UnreadableImageError(
+                f"is a link to {os.readlink(path)!s:.200}, which does not exist; expected an image file"
+            ) from None
+        raise _UnreadableImageError("file does not exist; expected an image file at this path") from None
+    except OSError as err:
+        raise _UnreadableImageError(
+            f"file cannot be read ({err.strerror or err}); expected a readable image file"
+        ) from err
+    if stat.S_ISREG(info.st_mode):
+        return info.st_size
+    kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a regular file")
+    link = f" (a link to {os.path.realpath(path)!s:.200})" if path.is_symlink() else ""
+    if kind == "a folder" and not link:
+        raise _UnreadableImageError("is a folder; expected an image file")
+    raise _UnreadableImageError(f"is {kind}{link}, not a regular file; expected an image file")
+
+
+def _check_pixel_count(size: tuple[int, int]) -> None:
+    """Refuse an image with more than MAX_IMAGE_PIXELS before decoding it, with what decoding would need."""
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _UnreadableImageError(
+            _too_large(
+                f"{width}×{height} = {width * height / 1e6:.1f} megapixels, "
+                f"{width * height * 3 / 2**30:.1f} GiB decoded as RGB"
+            )
+        )
+
+
+def _too_large(detail: str) -> str:
+    return (
+        f"is too large to decode safely ({detail}); expected at most {MAX_IMAGE_PIXELS / 1e6:.1f} megapixels "
+        "(8192×8192), so that one file cannot exhaust memory"
+    )
 
 
 def _to_rgb(image: Image.Image, path: str | os.PathLike[str]) -> np.ndarray:

@@ -7,34 +7,43 @@ pixel. Images are stored in fixed-size shards ``shard-NNNNN.npy`` of shape (n, s
 read back with ``np.load(mmap_mode="r")`` (the fastest of .npy shards, PNG files and TFRecord when fed
 to tf.data). Each shard is written under a temporary name, fsynced and renamed, so a build killed
 half-way keeps its finished shards and the next build computes only the missing ones; `manifest.json`
-is written last and marks the cache complete: a folder without it is never read. Unreadable images are
-listed in `report.json`, stored as zeros and refused by `ImageCache.rows`.
+is written last and marks the cache complete: a folder without it is never read. The manifest records
+each shard's size and checksum (`medbench.preprocessing.manifest`): a damaged shard or manifest is
+rebuilt by the next `build_cache`, never read. Unreadable images are listed in `report.json`, stored
+as zeros and refused by `ImageCache.rows`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import cv2
 import numpy as np
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
-from medbench.atomic import TEMP_SUFFIX, write_atomic
-from medbench.errors import ConfigError, DatasetError, ImageError
-from medbench.preprocessing.params import PreprocessParams, preprocess_image
+from medbench.errors import ConfigError, DatasetError, ImageError, StorageError
+from medbench.preprocessing.manifest import (
+    CACHE_FORMAT_VERSION,
+    MANIFEST,
+    REPORT,
+    Damage,
+    ShardRecord,
+    check_shard,
+    read_manifest,
+    shard_name,
+)
+from medbench.preprocessing.params import PreprocessParams
+from medbench.preprocessing.shards import BuildSummary, build_shards
 
 logger = logging.getLogger(__name__)
 
@@ -44,28 +53,13 @@ __all__ = [
     "ImageCache",
     "build_cache",
     "cache_key",
+    "MANIFEST",
+    "REPORT",
 ]
 
-CACHE_FORMAT_VERSION = 1
 SHARD_SIZE = 512
 KEY_LENGTH = 16
-MANIFEST = "manifest.json"
-REPORT = "report.json"
 LOCK = ".lock"
-_AHEAD_BYTES = 256 * 2**20  # preprocessed images held ahead of the shard being filled
-
-
-@dataclass(frozen=True)
-class BuildSummary:
-    """What one `build_cache` call did: images computed now, taken from finished shards, or failed."""
-
-    computed: int = 0
-    reused: int = 0
-    failed: int = 0
-    shards_written: int = 0
-    shards_reused: int = 0
-    cache_reused: bool = False
-
 
 # --------------------------------------------------------------------------------------------------
 # Keys and files
@@ -95,22 +89,6 @@ def _unique(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.fspath(path) for path in paths))
 
 
-def _shard_name(index: int) -> str:
-    return f"shard-{index:05d}.npy"
-
-
-def _failures_name(index: int) -> str:
-    return f"shard-{index:05d}.json"
-
-
-def _write_json(target: Path, data: Any) -> None:
-    write_atomic(target, lambda file: file.write(json.dumps(data, indent=1).encode("utf-8")))
-
-
-def _shard_ranges(count: int, shard_size: int) -> list[tuple[int, int]]:
-    return [(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
-
-
 # --------------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------------
@@ -126,6 +104,7 @@ class ImageCache:
     failed: dict[str, str]
     shard_size: int = SHARD_SIZE
     summary: BuildSummary = field(default_factory=BuildSummary)
+    shards: tuple[ShardRecord, ...] = ()
     _shards: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _index: Any = field(default=None, repr=False)
     _failed_rows: np.ndarray | None = field(default=None, repr=False)
@@ -133,27 +112,26 @@ class ImageCache:
 
     @classmethod
     def open(cls, directory: str | os.PathLike[str]) -> ImageCache:
-        """Open a cache folder; refuses one whose build has not finished (no manifest)."""
+        """Open a cache folder; refuses one whose build has not finished (no manifest) or that is damaged.
+
+        Damaged: a manifest that cannot be read as one, or a shard missing or whose size or .npy header
+        differs from its record (checksums are checked by `build_cache(verify=True)` and on a failed read).
+        """
         directory = Path(directory)
-        manifest_path = directory / MANIFEST
-        if not manifest_path.is_file():
+        if not (directory / MANIFEST).is_file():
             raise DatasetError(
                 f"no {MANIFEST}: the cache was never completed (run `medbench preprocess` or build_cache again)",
                 file=directory,
             )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format_version") != CACHE_FORMAT_VERSION:
+        cache, damage = _inspect(directory, checksums=False)
+        if cache is None or damage:
             raise DatasetError(
-                f"cache format {manifest.get('format_version')!r}; expected {CACHE_FORMAT_VERSION} (rebuild it)",
-                file=manifest_path,
+                f"the cache is damaged ({len(damage)} file(s)); expected files that match its manifest "
+                "(build_cache and `medbench preprocess` rebuild damaged shards):\n"
+                + "\n".join(f"  {item}" for item in damage),
+                file=directory,
             )
-        return cls(
-            directory=directory,
-            params=PreprocessParams.from_dict(manifest["params"]),
-            paths=tuple(manifest["paths"]),
-            failed=dict(manifest["failed"]),
-            shard_size=int(manifest["shard_size"]),
-        )
+        return cache
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -196,8 +174,28 @@ class ImageCache:
             with self._lock:
                 shard = self._shards.get(index)
                 if shard is None:
-                    shard = np.load(self.directory / _shard_name(index), mmap_mode="r")
+                    shard = self._load(index)
                     self._shards[index] = shard
+        return shard
+
+    def _load(self, index: int) -> np.ndarray:
+        """Memory-map shard `index`; a shard that cannot be is checked against its checksum and named."""
+        path = self.directory / shard_name(index)
+        rows = min(self.shard_size, len(self) - index * self.shard_size)
+        try:
+            shard = np.load(path, mmap_mode="r")
+            if shard.dtype != np.uint8 or shard.shape != (rows, *self.image_shape):
+                raise ValueError(f"holds {shard.dtype} images of shape {shard.shape}")
+        except (OSError, ValueError) as error:
+            reason = f"cannot be read ({type(error).__name__}: {str(error)[:200]})"
+            record = self.shards[index] if index < len(self.shards) else None
+            damage = None if record is None else check_shard(path, record, self.image_shape, checksum=True)
+            verdict = f"it {damage.problem}" if damage else "its size and checksum match the manifest"
+            raise DatasetError(
+                f"{reason}; {verdict}; run the same command again to rebuild a damaged shard "
+                "(or `medbench preprocess BENCHMARK --verify`)",
+                file=path,
+            ) from None
         return shard
 
     def images(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -223,168 +221,92 @@ class ImageCache:
 # --------------------------------------------------------------------------------------------------
 
 
-def _reason(path: str, error: Exception) -> str:
-    message = str(error)
-    if isinstance(error, ImageError):
-        return message.removeprefix(f"{path}: ")
-    return f"preprocessing failed ({type(error).__name__}: {message})"
-
-
-def _preprocess_one(path: str, params: PreprocessParams) -> tuple[np.ndarray | None, str | None]:
-    try:
-        image = preprocess_image(path, params)
-    except (ImageError, cv2.error, ValueError) as error:
-        return None, _reason(path, error)
-    return image, None
-
-
-def _finished_shard(directory: Path, index: int, rows: int, shape: tuple[int, int, int]) -> dict[str, str] | None:
-    """The failures of shard `index` when it is complete and has the expected shape, else None."""
-    shard_path, failures_path = directory / _shard_name(index), directory / _failures_name(index)
-    if not (shard_path.is_file() and failures_path.is_file()):
-        return None
-    try:
-        shard = np.load(shard_path, mmap_mode="r")
-        failures = json.loads(failures_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if shard.dtype != np.uint8 or shard.shape != (rows, *shape):
-        return None
-    return dict(failures["failed"])
-
-
-def _remove_temporaries(directory: Path) -> None:
-    for temp in directory.glob(f".*{TEMP_SUFFIX}"):
-        logger.info("removing %s, left by an interrupted build", temp)
-        temp.unlink(missing_ok=True)
-
-
-def _results(
-    paths: list[str], params: PreprocessParams, workers: int, ahead: int
-) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    """Preprocess `paths` in order, in this thread or on `workers` threads, at most `ahead` images ahead.
-
-    Threads, not processes: OpenCV releases the GIL while decoding, converting and resizing, so threads
-    scale like processes without their start-up cost (and die with the process). OpenCV's own threading
-    is turned off meanwhile, as it only competes with the pool for the same cores.
-    """
-    if workers <= 1 or len(paths) <= 1:
-        for path in paths:
-            yield _preprocess_one(path, params)
-        return
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    pending: deque[Future[tuple[np.ndarray | None, str | None]]] = deque()
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="medbench-preprocess") as pool:
-            try:
-                for path in paths:
-                    if len(pending) >= ahead:
-                        yield pending.popleft().result()
-                    pending.append(pool.submit(_preprocess_one, path, params))
-                while pending:
-                    yield pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()
-    finally:
-        cv2.setNumThreads(threads)
-
-
-def _build(
-    directory: Path, paths: tuple[str, ...], params: PreprocessParams, shard_size: int, workers: int, progress: bool
-) -> BuildSummary:
-    """Compute the missing shards of `directory` (holding its lock), then write the report and the manifest."""
-    _remove_temporaries(directory)
-    shape = (params.image_size, params.image_size, params.channels)
-    ranges = _shard_ranges(len(paths), shard_size)
-    failed: dict[str, str] = {}
-    missing: list[int] = []
-    for index, (start, stop) in enumerate(ranges):
-        done = _finished_shard(directory, index, stop - start, shape)
-        if done is None:
-            missing.append(index)
-        else:
-            failed.update(done)
-    todo = [path for index in missing for path in paths[slice(*ranges[index])]]
-    reused = len(paths) - len(todo)
-    if reused:
-        logger.info(
-            "cache %s: %d finished shard(s) reused, %d to build",
-            directory.name,
-            len(ranges) - len(missing),
-            len(missing),
-        )
-    image_bytes = max(1, int(np.prod(shape)))
-    ahead = max(4 * workers, min(2 * shard_size, _AHEAD_BYTES // image_bytes))
-    results = _results(todo, params, workers, ahead)
-    bar = tqdm(total=len(todo), desc=f"preprocessing {directory.name}", unit="img", disable=not progress)
-    blank = np.zeros(shape, dtype=np.uint8)
-    computed = 0
-
-    def stream_shard(file: BinaryIO, index: int) -> None:
-        """Write shard `index` row by row as its images arrive (no shard-sized copy, no write burst at the
-        end), then its failures file, so that a shard file never exists without one."""
-        nonlocal computed
-        start, stop = ranges[index]
-        header = {"descr": np.lib.format.dtype_to_descr(blank.dtype), "fortran_order": False}
-        np.lib.format.write_array_header_1_0(file, {**header, "shape": (stop - start, *shape)})
-        shard_failed: dict[str, str] = {}
-        for row in range(start, stop):
-            image, reason = next(results)
-            if image is None:
-                shard_failed[paths[row]] = str(reason)
-                image = blank
-            else:
-                computed += 1
-            file.write(memoryview(image).cast("B"))
-            bar.update(1)
-        _write_json(directory / _failures_name(index), {"rows": [start, stop], "failed": shard_failed})
-        failed.update(shard_failed)
-
-    try:
-        for index in missing:
-            write_atomic(directory / _shard_name(index), lambda file, index=index: stream_shard(file, index))
-    finally:
-        results.close()
-        bar.close()
-    created = datetime.now(UTC).isoformat()
-    failed = {path: failed[path] for path in paths if path in failed}
-    _write_json(
-        directory / REPORT, {"cache": str(directory), "created": created, "count": len(paths), "failed": failed}
-    )
-    _write_json(
-        directory / MANIFEST,
-        {
-            "format_version": CACHE_FORMAT_VERSION,
-            "key": directory.name,
-            "created": created,
-            "params": params.to_dict(),
-            "count": len(paths),
-            "shard_size": shard_size,
-            "image_shape": list(shape),
-            "shards": [
-                {"file": _shard_name(i), "start": start, "stop": stop} for i, (start, stop) in enumerate(ranges)
-            ],
-            "failed": failed,
-            "paths": list(paths),
-        },
-    )
-    return BuildSummary(
-        computed=computed,
-        reused=reused,
-        failed=len(failed),
-        shards_written=len(missing),
-        shards_reused=len(ranges) - len(missing),
-    )
-
-
 def _strict_error(cache: ImageCache) -> ImageError:
     listing = "\n".join(f"  {path}: {reason}" for path, reason in cache.failed.items())
     return ImageError(
         f"{len(cache.failed)} of {len(cache)} image(s) cannot be preprocessed (listed in {cache.report_path}):\n"
         + listing
     )
+
+
+def _inspect(
+    directory: Path, *, checksums: bool, expected: tuple[tuple[str, ...], PreprocessParams, int] | None = None
+) -> tuple[ImageCache | None, list[Damage]]:
+    """The cache in `directory` (None when its manifest is damaged) and every damaged file in it.
+
+    `expected` (paths, params, shard size) is what the folder's key stands for: a manifest that lists
+    anything else is damaged too."""
+    manifest_path = directory / MANIFEST
+    try:
+        manifest = read_manifest(manifest_path, CACHE_FORMAT_VERSION)
+        cache = ImageCache(
+            directory=directory,
+            params=PreprocessParams.from_dict(manifest["params"]),
+            paths=tuple(str(path) for path in manifest["paths"]),
+            failed={str(path): str(reason) for path, reason in manifest["failed"].items()},
+            shard_size=manifest["shard_size"],
+            shards=tuple(manifest["shards"]),
+        )
+    except (DatasetError, ConfigError, TypeError, ValueError, KeyError) as error:
+        problem = str(error).removeprefix(f"{manifest_path}: ")
+        return None, [Damage(manifest_path, problem[:400])]
+    if expected is not None and (cache.paths, cache.params, cache.shard_size) != expected:
+        problem = "lists other images, parameters or shard size than the folder's key stands for"
+        return None, [Damage(manifest_path, f"{problem}; expected the manifest of this folder's cache")]
+    shape = cache.image_shape
+    found = (check_shard(directory / record.file, record, shape, checksum=checksums) for record in cache.shards)
+    return cache, [damage for damage in found if damage is not None]
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _check_root(root: Path) -> None:
+    """Refuse a cache root that is (or lies under) something other than a folder, naming it."""
+    for folder in (root, *root.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                where = "is" if folder == root else f"lies under {folder}, which is"
+                raise StorageError(
+                    f"{root}: the cache folder {where} not a folder; expected a folder for preprocessing caches "
+                    "(set MEDBENCH_CACHE_DIR to one; the default is <data dir>/cache)"
+                )
+            return
+
+
+_STORAGE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+}
+
+
+@contextmanager
+def _storage_errors(directory: Path) -> Iterator[None]:
+    """Turn a failed write in `directory` (full disk, read-only or foreign folder) into one StorageError."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as error:
+        if error.errno not in _STORAGE_ERRNOS:
+            raise
+        kept = len(list(directory.glob("shard-*.json"))) if directory.is_dir() else 0
+        raise StorageError(
+            f"cannot write {error.filename or directory}: {error.strerror or os.strerror(error.errno)}; expected a "
+            f"writable cache folder with free space. {kept} finished shard(s) are kept in {directory} and the next "
+            "build reuses them: free space or fix the folder's permissions, then run the same command again"
+        ) from None
 
 
 def build_cache(
@@ -396,50 +318,54 @@ def build_cache(
     strict: bool = False,
     progress: bool = True,
     shard_size: int = SHARD_SIZE,
+    verify: bool = False,
 ) -> ImageCache:
     """Preprocess `paths` (duplicates dropped, order kept) into ``cache_root/<key>/``, or reuse that cache.
 
-    An existing complete cache returns at once. A build interrupted earlier keeps its finished shards.
-    Two processes building the same cache take turns on a file lock; the second reuses the first's work.
-    Unreadable images are stored as zeros and listed in ``report.json`` and `ImageCache.failed`; with
-    ``strict=True`` one ImageError names all of them (the cache is still completed, so a fixed dataset
-    or a non-strict run does not redo the work). `workers` threads preprocess (default: one per core).
-    `shard_size` (images per shard file) is part of the key.
+    An existing complete cache returns at once, after its shards' sizes and headers are checked against
+    the manifest (``verify=True`` checks every shard's checksum too). Damaged shards, or a damaged
+    manifest, are rebuilt with a warning naming each file: a damaged shard is never read. A build
+    interrupted earlier keeps its finished shards. Two processes building the same cache take turns on
+    a file lock; the second reuses the first's work. Unreadable images are stored as zeros and listed
+    in ``report.json`` and `ImageCache.failed`; with ``strict=True`` one ImageError names all of them
+    (the cache is still completed, so a fixed dataset or a non-strict run does not redo the work).
+    `workers` threads preprocess (default: one per core). `shard_size` (images per shard file) is part
+    of the key. A cache folder that cannot be written when a build is needed is one StorageError.
     """
     sources = _unique(paths)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if shard_size < 1:
         raise ConfigError(f"shard_size {shard_size}: expected a positive number of images per shard")
-    directory = Path(cache_root) / cache_key(sources, params, shard_size)
-    if (directory / MANIFEST).is_file():
+    root = Path(cache_root)
+    _check_root(root)
+    directory = root / cache_key(sources, params, shard_size)
+    manifest = directory / MANIFEST
+    expected = sources, params, shard_size
+    cache, damage, seen = None, [], _signature(manifest)
+    if seen is not None:
+        cache, damage = _inspect(directory, checksums=verify, expected=expected)
+    summary = None
+    if cache is None or damage:
+        with _storage_errors(directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(directory / LOCK))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                logger.info("waiting for another process building the cache %s", directory)
+                lock.acquire()
+            try:
+                if _signature(manifest) != seen:  # another process finished or repaired it meanwhile
+                    seen = _signature(manifest)
+                    cache, damage = _inspect(directory, checksums=verify, expected=expected) if seen else (None, [])
+                if cache is None or damage:
+                    summary = _rebuild(directory, sources, params, shard_size, workers, progress, cache, damage)
+            finally:
+                lock.release()
         cache = ImageCache.open(directory)
-        cache.summary = BuildSummary(reused=len(cache), failed=len(cache.failed), cache_reused=True)
-    else:
-        directory.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(directory / LOCK))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            logger.info("waiting for another process building the cache %s", directory)
-            lock.acquire()
-        try:
-            if (directory / MANIFEST).is_file():
-                summary = None
-            else:
-                started = time.monotonic()
-                summary = _build(directory, sources, params, shard_size, workers, progress)
-                logger.info(
-                    "cache %s: %d image(s) built, %d reused, %d failed in %.1f s",
-                    directory,
-                    summary.computed,
-                    summary.reused,
-                    summary.failed,
-                    time.monotonic() - started,
-                )
-        finally:
-            lock.release()
-        cache = ImageCache.open(directory)
-        cache.summary = summary or BuildSummary(reused=len(cache), failed=len(cache.failed), cache_reused=True)
+    checked = len(cache.shards) if verify and seen is not None else 0
+    cache.summary = summary or BuildSummary(reused=len(cache), failed=len(cache.failed), cache_reused=True)
+    cache.summary = replace(cache.summary, verified=checked, damaged=tuple(str(item) for item in damage))
     if cache.paths != sources:
         raise DatasetError("the cache lists other images than were asked for (hash collision?)", file=directory)
     if cache.failed:
@@ -447,3 +373,31 @@ def build_cache(
         if strict:
             raise _strict_error(cache)
     return cache
+
+
+def _rebuild(
+    directory: Path,
+    sources: tuple[str, ...],
+    params: PreprocessParams,
+    shard_size: int,
+    workers: int,
+    progress: bool,
+    cache: ImageCache | None,
+    damage: list[Damage],
+) -> BuildSummary:
+    """Build the missing shards and rebuild the damaged ones (each named in a warning), holding the lock."""
+    for item in damage:
+        logger.warning("damaged cache file %s; rebuilding it", item)
+    damaged = {item.path.name for item in damage}
+    rebuild = frozenset(i for i, record in enumerate(cache.shards if cache else ()) if record.file in damaged)
+    started = time.monotonic()
+    summary = build_shards(directory, sources, params, shard_size, workers, progress, rebuild)
+    logger.info(
+        "cache %s: %d image(s) built, %d reused, %d failed in %.1f s",
+        directory,
+        summary.computed,
+        summary.reused,
+        summary.failed,
+        time.monotonic() - started,
+    )
+    return summary

@@ -34,13 +34,21 @@ def build_benchmark_cache(
     workers: int | None = None,
     strict: bool = False,
     progress: bool = True,
+    verify: bool = False,
 ) -> ImageCache:
     """Build (or reuse) the cache of `benchmark`'s dataset under `settings.cache_root`.
 
     `sources` is the dataset's image list when the caller has already read its label files
-    (`ExperimentData.sources`); otherwise the label files are read here.
+    (`ExperimentData.sources`); otherwise the label files are read here. Damaged shards are rebuilt
+    with a warning (`build_cache`); `verify` checks every shard's checksum first.
     """
     paths = list(sources) if sources is not None else dataset_image_paths(benchmark.dataset, settings)
     return build_cache(
-        paths, benchmark_params(benchmark), settings.cache_root, workers=workers, strict=strict, progress=progress
+        paths,
+        benchmark_params(benchmark),
+        settings.cache_root,
+        workers=workers,
+        strict=strict,
+        progress=progress,
+        verify=verify,
     )

@@ -3,6 +3,10 @@
 Each log file is a JSON list of entries (dicts with an "id"). Every change holds the file's lock,
 writes a temporary file beside it, fsyncs and renames it over the old one, so a reader (or a
 process killed mid-write) only ever sees a complete old or a complete new file.
+
+A log that is not a JSON list is never overwritten: every change stops with a `LogCorruptError`
+naming it. One entry that is not an object with an "id" is one bad entry: readers (`scan_entries`,
+the leaderboard, `validate_entries`) report it with its file and position and go on with the others.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +41,41 @@ class ExperimentLog:
         self.path = Path(path)
         self.lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
 
-    def read(self) -> list[dict[str, Any]]:
-        """All entries (an absent file is an empty log)."""
+    def read_items(self) -> list[Any]:
+        """The JSON list as stored, whatever its items are (an absent file is an empty log).
+
+        A file that cannot be read, is not JSON or not a list raises LogCorruptError naming it.
+        """
         if not self.path.exists():
             return []
         try:
-            entries = json.loads(self.path.read_text(encoding="utf-8"))
+            items = json.loads(self.path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise LogCorruptError(
                 f"{self.path}: not valid JSON ({error}); expected a list of experiment entries"
             ) from None
-        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-            raise LogCorruptError(f"{self.path}: expected a JSON list of experiment entries (objects)")
+        except (OSError, UnicodeDecodeError) as error:
+            problem = error.strerror if isinstance(error, OSError) and error.strerror else str(error)[:200]
+            raise LogCorruptError(
+                f"{self.path}: cannot be read as UTF-8 text ({problem}); expected a list of experiment entries"
+            ) from None
+        if not isinstance(items, list):
+            raise LogCorruptError(
+                f"{self.path}: holds a JSON {type(items).__name__}; "
+                "expected a JSON list of experiment entries (objects)"
+            )
+        return items
+
+    def read(self) -> list[dict[str, Any]]:
+        """All entries (an absent file is an empty log); LogCorruptError naming the first that is not an object."""
+        entries = self.read_items()
+        bad = [index for index, entry in enumerate(entries) if not isinstance(entry, dict)]
+        if bad:
+            raise LogCorruptError(
+                f"{self.path}: entry {bad[0] + 1} of {len(entries)} is a JSON {type(entries[bad[0]]).__name__}"
+                f"{f' ({len(bad)} such entries)' if len(bad) > 1 else ''}; "
+                "expected a JSON list of experiment entries (objects)"
+            )
         return entries
 
     def remove_stale_temporaries(self) -> None:
@@ -81,12 +109,69 @@ class ExperimentLog:
         return {entry["id"] for entry in self.read() if "id" in entry}
 
 
-def validate_entries(logs_dir: str | Path, ids: Iterable[str] | None = None) -> list[str]:
+def entry_problem(entry: Any) -> str | None:
+    """What keeps `entry` from being a log entry (an object with a non-empty string "id"), or None."""
+    if not isinstance(entry, dict):
+        return f"is a JSON {type(entry).__name__}, not an object"
+    if not isinstance(entry.get("id"), str) or not entry["id"]:
+        return "has no 'id' (a non-empty string)"
+    return None
+
+
+ENTRY_EXPECTED = "expected an experiment entry written by medbench"
+
+
+def _where(path: Path, index: int, count: int) -> str:
+    return f"{path}: entry {index + 1} of {count}"
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    """A log entry and where it is (`<log>: entry N of M`), for messages about it."""
+
+    entry: dict[str, Any]
+    where: str
+
+
+@dataclass
+class LogScan:
+    """The readable entries of the logs, each id once, and one line per entry left out (where and why)."""
+
+    entries: list[LoggedEntry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def scan_entries(logs_dir: str | Path, names: Iterable[str] = (UNVALIDATED_LOG, VALIDATED_LOG)) -> LogScan:
+    """The entries of the named logs (later logs win for an id), reporting the entries that are not entries.
+
+    A log that is not a JSON list at all still raises LogCorruptError: nothing in it can be trusted.
+    """
+    logs_dir = Path(logs_dir)
+    seen: dict[str, LoggedEntry] = {}
+    scan = LogScan()
+    for name in names:
+        path = logs_dir / name
+        items = ExperimentLog(path).read_items()
+        for index, item in enumerate(items):
+            problem = entry_problem(item)
+            if problem is not None:
+                scan.problems.append(f"{_where(path, index, len(items))}: {problem}; {ENTRY_EXPECTED}")
+                continue
+            seen[item["id"]] = LoggedEntry(item, _where(path, index, len(items)))
+    scan.entries = list(seen.values())
+    return scan
+
+
+def validate_entries(
+    logs_dir: str | Path, ids: Iterable[str] | None = None, *, skipped: list[str] | None = None
+) -> list[str]:
     """Move entries from the unvalidated log to the validated one; returns the ids moved.
 
     The validated log is written first, then the entries leave the unvalidated log, both under
     their locks (always taken in the same order), so a crash in between leaves an entry in both
-    logs, never in neither.
+    logs, never in neither. An unvalidated entry that is not an entry (not an object, no "id") stays
+    where it is, unchanged, and is named in `skipped` (or a warning); a log that is not a JSON list
+    stops the validation before anything is written.
     """
     logs_dir = Path(logs_dir)
     source = ExperimentLog(logs_dir / UNVALIDATED_LOG)
@@ -95,15 +180,26 @@ def validate_entries(logs_dir: str | Path, ids: Iterable[str] | None = None) -> 
     with source.lock, target.lock:
         source.remove_stale_temporaries()
         target.remove_stale_temporaries()
-        pending = source.read()
-        moving = [entry for entry in pending if wanted is None or entry.get("id") in wanted]
+        pending = source.read_items()
+        problems = {index: entry_problem(entry) for index, entry in enumerate(pending)}
+        for index, problem in problems.items():
+            if problem is not None:
+                line = f"{_where(source.path, index, len(pending))}: {problem}; {ENTRY_EXPECTED} (left in place)"
+                logger.warning("not validated: %s", line)
+                if skipped is not None:
+                    skipped.append(line)
+        moving = [
+            entry
+            for index, entry in enumerate(pending)
+            if problems[index] is None and (wanted is None or entry["id"] in wanted)
+        ]
         if not moving:
             return []
-        validated = target.read()
-        known = {entry.get("id") for entry in validated}
-        write_json_atomic(target.path, validated + [entry for entry in moving if entry.get("id") not in known])
-        moved = {entry.get("id") for entry in moving}
-        write_json_atomic(source.path, [entry for entry in pending if entry.get("id") not in moved])
+        validated = target.read_items()
+        known = {entry.get("id") for entry in validated if isinstance(entry, dict)}
+        write_json_atomic(target.path, validated + [entry for entry in moving if entry["id"] not in known])
+        moved = {id(entry) for entry in moving}
+        write_json_atomic(source.path, [entry for entry in pending if id(entry) not in moved])
     logger.info("validated %d experiment(s)", len(moving))
     return [entry["id"] for entry in moving]
 
@@ -127,23 +223,34 @@ def log_if_missing(logs_dir: str | Path, entry: dict[str, Any]) -> bool:
     return True
 
 
-def repair_logs(models_dir: str | Path, logs_dir: str | Path) -> list[str]:
+def repair_logs(models_dir: str | Path, logs_dir: str | Path, *, skipped: list[str] | None = None) -> list[str]:
     """Log every completed run under `models_dir` that no log has (`log_if_missing`); returns their ids.
 
-    A run whose result.json cannot be read is reported and left out; the others are still logged.
+    A run whose config.json or result.json cannot be read is reported (in `skipped` when given, and as
+    a warning) and left out; the others are still logged. A log that cannot be read stops it all.
     """
-    from medbench.runs.saved_run import saved_runs
+    from medbench.runs.saved_run import json_problem, scan_runs
 
+    problems = [] if skipped is None else skipped
+    scan = scan_runs(Path(models_dir))
+    problems.extend(str(item) for item in scan.damaged)
     logged = []
-    for saved in saved_runs(Path(models_dir)):
+    for saved in scan.runs:
         if not saved.run_dir.is_complete():
             continue
+        path = saved.run_dir.result_path
         try:
             result = saved.run_dir.read_result()
         except (OSError, ValueError) as error:
-            logger.warning("skipping %s: unreadable result (%s)", saved.run_dir.result_path, error)
+            result, problem = None, json_problem(error)
+        else:
+            problem = entry_problem(result)
+        if problem is not None:
+            line = f"{path}: {problem}; expected the run's result written by medbench"
+            logger.warning("skipping %s", line)
+            problems.append(line)
             continue
-        if isinstance(result, dict) and "id" in result and log_if_missing(logs_dir, result):
+        if log_if_missing(logs_dir, result):
             logged.append(str(result["id"]))
     return logged
 
@@ -170,10 +277,8 @@ def update_entry(logs_dir: str | Path, run_id: str, change: Callable[[dict[str, 
 
 
 def all_entries(logs_dir: str | Path) -> list[dict[str, Any]]:
-    """Validated and unvalidated entries, each id once (the validated copy wins)."""
-    logs_dir = Path(logs_dir)
-    seen: dict[str, dict[str, Any]] = {}
-    for name in (UNVALIDATED_LOG, VALIDATED_LOG):
-        for entry in ExperimentLog(logs_dir / name).read():
-            seen[entry["id"]] = entry
-    return list(seen.values())
+    """Validated and unvalidated entries, each id once (the validated copy wins); bad entries left out, warned."""
+    scan = scan_entries(logs_dir)
+    for problem in scan.problems:
+        logger.warning("skipped %s", problem)
+    return [logged.entry for logged in scan.entries]

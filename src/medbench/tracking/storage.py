@@ -5,7 +5,8 @@ fails or waits because the bucket is down; `sync` uploads what is pending and re
 every file of it is in the bucket with the right size and MD5. Objects are named
 `gs://<bucket>/<prefix>/runs/<experiment name>/<run id>/<relative path>`, and the log entry is stored as
 `gs://<bucket>/<prefix>/logs/<run id>.json`. `STORAGE_EMULATOR_HOST` points the client at an emulator
-(anonymous credentials); otherwise Google's default credentials are used.
+(anonymous credentials); otherwise Google's default credentials are used. The client, the bucket-name
+rules and the deadline that bounds every request are in `medbench.tracking.bucket`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import logging
 import os
 import secrets
 import shutil
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from medbench.atomic import write_bytes_atomic, write_json_atomic
 from medbench.errors import ConfigError, MedbenchError, StorageError
@@ -30,34 +30,16 @@ from medbench.runs.run_dir import CONFIG, RESULT, RunDir
 from medbench.runs.run_id import is_folder_name, is_run_id
 from medbench.runs.saved_run import SavedRun, find_runs, saved_runs
 from medbench.settings import Settings
+from medbench.tracking.bucket import Deadline, Mismatch, Unreachable, check_deadline, list_objects, make_client
 from medbench.tracking.logs import update_entry
+
+__all__ = ["SyncReport", "enqueue_run", "make_client", "pending_items", "pull", "sync", "upload_run"]
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_VERSION = 1
 DEFAULT_DEADLINE_S = 60.0
 RUN_END_DEADLINE_S = 15.0
-INITIAL_BACKOFF_S = 0.25
-MAX_BACKOFF_S = 8.0
-CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 300.0
-EMULATOR_PROJECT = "medbench-emulator"
-CREDENTIALS_HELP = (
-    "no Google Cloud credentials found for MEDBENCH_GCS_BUCKET={bucket!r}: set GOOGLE_APPLICATION_CREDENTIALS "
-    "to a service-account key file (or run `gcloud auth application-default login`), or unset "
-    "MEDBENCH_GCS_BUCKET to keep runs local only"
-)
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-T = TypeVar("T")
-
-
-class _Unreachable(Exception):
-    """Transient errors went on until the deadline: the bucket is out of reach for now."""
-
-
-class _Mismatch(Exception):
-    """An object in the bucket does not have the size or MD5 of the local file."""
 
 
 @dataclass
@@ -155,85 +137,6 @@ def _log_object(settings: Settings, run_id: str) -> str:
     return f"{_object_root(settings)}logs/{run_id}.json"
 
 
-def make_client(settings: Settings) -> Any:
-    """A storage client: anonymous against STORAGE_EMULATOR_HOST, else Google's default credentials.
-
-    Raises ConfigError when no bucket is configured or no credentials can be found.
-    """
-    if not settings.gcs_bucket:
-        raise ConfigError("MEDBENCH_GCS_BUCKET is not set: no bucket to upload runs to or pull them from")
-    import google.auth
-    from google.auth.credentials import AnonymousCredentials
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import storage
-
-    if settings.gcs_emulator_host:
-        project = settings.gcp_project or EMULATOR_PROJECT
-        options = {"api_endpoint": settings.gcs_emulator_host}
-        return storage.Client(project=project, credentials=AnonymousCredentials(), client_options=options)
-    key_file = settings.gcs_credentials_file
-    try:
-        if key_file:
-            credentials, project = google.auth.load_credentials_from_file(key_file, scopes=list(storage.Client.SCOPE))
-        else:
-            credentials, project = google.auth.default(scopes=list(storage.Client.SCOPE))
-    except DefaultCredentialsError as error:
-        detail = f" ({error})" if key_file else ""
-        raise ConfigError(CREDENTIALS_HELP.format(bucket=settings.gcs_bucket) + detail) from None
-    return storage.Client(project=project, credentials=credentials)
-
-
-def _is_transient(error: BaseException) -> bool:
-    """Connection problems, timeouts, 408/429/5xx and size/MD5 mismatches are worth another try."""
-    import requests
-    from google.api_core import exceptions as api_exceptions
-    from google.auth import exceptions as auth_exceptions
-
-    if isinstance(error, _Mismatch | ConnectionError | TimeoutError | auth_exceptions.TransportError):
-        return True
-    if isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-        return True
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return True
-    if isinstance(error, api_exceptions.GoogleAPICallError):
-        return error.code in TRANSIENT_STATUS
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    return status in TRANSIENT_STATUS
-
-
-class _Deadline:
-    """A shared time budget for the retries of one `sync` or `pull`."""
-
-    def __init__(self, seconds: float, report: SyncReport | None = None) -> None:
-        self.end = time.monotonic() + seconds
-        self.report = report
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def timeout(self) -> tuple[float, float]:
-        return (max(0.5, min(CONNECT_TIMEOUT_S, self.remaining())), READ_TIMEOUT_S)
-
-    def call(self, what: str, action: Callable[[tuple[float, float]], T]) -> T:
-        """Run `action(timeout)`, retrying transient errors with exponential backoff until the deadline."""
-        delay = INITIAL_BACKOFF_S
-        while True:
-            try:
-                return action(self.timeout())
-            except Exception as error:
-                if not _is_transient(error):
-                    raise
-                remaining = self.remaining()
-                if remaining <= 0:
-                    raise _Unreachable(f"{what}: {type(error).__name__}: {error}") from error
-                pause = min(delay, remaining)
-                logger.info("retrying %s in %.2f s after %s", what, pause, type(error).__name__)
-                if self.report is not None:
-                    self.report.retries += 1
-                time.sleep(pause)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-
-
 def _md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
@@ -248,14 +151,12 @@ def _file_md5(path: Path) -> str:
 
 def _check(blob: Any, size: int, md5: str) -> None:
     if blob.size is not None and int(blob.size) != size:
-        raise _Mismatch(f"gs://{blob.bucket.name}/{blob.name}: {blob.size} bytes in the bucket, {size} expected")
+        raise Mismatch(f"gs://{blob.bucket.name}/{blob.name}: {blob.size} bytes in the bucket, {size} expected")
     if blob.md5_hash is not None and blob.md5_hash != md5:
-        raise _Mismatch(f"gs://{blob.bucket.name}/{blob.name}: MD5 {blob.md5_hash} in the bucket, {md5} expected")
+        raise Mismatch(f"gs://{blob.bucket.name}/{blob.name}: MD5 {blob.md5_hash} in the bucket, {md5} expected")
 
 
-def _upload(
-    bucket: Any, name: str, deadline: _Deadline, *, path: Path | None = None, data: bytes | None = None
-) -> None:
+def _upload(bucket: Any, name: str, deadline: Deadline, *, path: Path | None = None, data: bytes | None = None) -> None:
     """Upload a file or bytes unless an identical object is there already; verify size and MD5 after."""
     if path is not None:
         size, md5 = path.stat().st_size, _file_md5(path)
@@ -289,7 +190,7 @@ def _with_remote(record: dict[str, Any], uri: str) -> dict[str, Any]:
     return {**record, "storage": storage}
 
 
-def _sync_item(item: OutboxItem, bucket: Any, settings: Settings, deadline: _Deadline) -> str:
+def _sync_item(item: OutboxItem, bucket: Any, settings: Settings, deadline: Deadline) -> str:
     """Upload one run; on success record the remote URI locally and drop the outbox item. Returns the URI."""
     uri = remote_run_uri(settings, item.experiment, item.run_id)
     prefix = _run_prefix(settings, item.experiment, item.run_id)
@@ -326,47 +227,61 @@ def sync(
 ) -> SyncReport:
     """Upload every pending outbox item, retrying transient errors with backoff for up to `deadline_s`.
 
-    Never raises on network failure: an unreachable bucket leaves the items pending with a warning.
-    Missing bucket configuration or credentials raise ConfigError, or with `on_missing_credentials="warn"`
-    (the end of an experiment run) leave everything pending with a warning.
+    Never raises on network failure, and never waits much past `deadline_s` (every request's timeouts are
+    bounded by the time left): an unreachable bucket leaves the items pending with a warning. A missing
+    or invalid bucket name or missing credentials raise ConfigError, or with `on_missing_credentials="warn"`
+    (the end of an experiment run) leave everything pending with a warning. A `deadline_s` outside
+    (0, 86400] is a ConfigError.
     """
+    deadline = Deadline(check_deadline(deadline_s), logger)
     paths = pending_items(settings)
     report = SyncReport()
     try:
-        client = make_client(settings)
+        client = make_client(settings, deadline=deadline)
     except ConfigError as error:
         if on_missing_credentials == "raise":
             raise
-        report.pending = [path.stem for path in paths]
-        report.warning = f"{error}; {len(paths)} run(s) stay in {settings.outbox_dir}"
-        logger.warning("%s", report.warning)
-        return report
+        return _left_pending(report, paths, f"{error}; {len(paths)} run(s) stay in {settings.outbox_dir}")
+    except StorageError as error:
+        stay = f"{len(paths)} run(s) stay in {settings.outbox_dir} for the next `medbench sync`"
+        return _left_pending(report, paths, f"{error}; {stay}")
     bucket = client.bucket(settings.gcs_bucket)
-    deadline = _Deadline(deadline_s, report)
     for index, path in enumerate(paths):
         try:
             item = OutboxItem.load(path)
             report.remote[item.run_id] = _sync_item(item, bucket, settings, deadline)
             report.uploaded.append(item.run_id)
             logger.info("uploaded run %s to %s", item.run_id, report.remote[item.run_id])
-        except _Unreachable as error:
-            report.pending = [later.stem for later in paths[index:]]
-            report.warning = (
+        except Unreachable as error:
+            later = paths[index:]
+            _left_pending(
+                report,
+                later,
                 f"bucket gs://{settings.gcs_bucket} unreachable ({error}); "
-                f"{len(report.pending)} run(s) stay in {settings.outbox_dir} for the next `medbench sync`"
+                f"{len(later)} run(s) stay in {settings.outbox_dir} for the next `medbench sync`",
             )
-            logger.warning("%s", report.warning)
             break
         except Exception as error:  # a bad item must not keep the others from uploading
-            report.failed[path.stem] = f"{type(error).__name__}: {error}"
-            logger.warning("upload of run %s failed, it stays in the outbox: %s", path.stem, error)
+            report.failed[path.stem] = f"{type(error).__name__}: {str(error)[:2000]}"
+            logger.warning("upload of run %s failed, it stays in the outbox: %s", path.stem, str(error)[:2000])
+    report.retries = deadline.retries
+    return report
+
+
+def _left_pending(report: SyncReport, paths: list[Path], warning: str) -> SyncReport:
+    """Mark `paths` as still pending with `warning` (also logged)."""
+    report.pending = [path.stem for path in paths]
+    report.warning = warning
+    logger.warning("%s", warning)
     return report
 
 
 def upload_run(
     run_dir: str | Path, entry: dict[str, Any], settings: Settings, *, deadline_s: float = RUN_END_DEADLINE_S
 ) -> SyncReport:
-    """End of an experiment run: queue the run, then sync; problems are warnings in the report, never exceptions."""
+    """End of an experiment run: queue the run, then sync; problems are warnings in the report, never exceptions
+    (only a `deadline_s` outside (0, 86400] is a ConfigError)."""
+    check_deadline(deadline_s)
     try:
         enqueue_run(run_dir, entry, settings)
     except (MedbenchError, OSError) as error:
@@ -377,7 +292,7 @@ def upload_run(
     return sync(settings, deadline_s=deadline_s, on_missing_credentials="warn")
 
 
-def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _Deadline) -> str | None:
+def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: Deadline) -> str | None:
     """The experiment folder of a run in the bucket: from its log object, else by listing the experiments."""
     bucket = client.bucket(settings.gcs_bucket)
     log_blob = deadline.call(
@@ -400,20 +315,12 @@ def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _De
         if isinstance(entry, dict) and entry.get("name"):
             candidates.append(str(entry["name"]))
 
-    def experiments(timeout: tuple[float, float]) -> list[str]:
-        listing = client.list_blobs(
-            settings.gcs_bucket, prefix=f"{_object_root(settings)}runs/", delimiter="/", retry=None, timeout=timeout
-        )
-        list(listing)
-        return sorted(prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in listing.prefixes)
-
-    for experiment in candidates + deadline.call("listing of experiments", experiments):
+    root = f"{_object_root(settings)}runs/"
+    _, prefixes = list_objects(client, settings.gcs_bucket, deadline, f"listing of {root}", prefix=root, delimiter="/")
+    for experiment in candidates + sorted(prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in prefixes):
         prefix = _run_prefix(settings, experiment, run_id)
-        found = deadline.call(
-            f"listing of {prefix}",
-            lambda timeout, prefix=prefix: list(
-                client.list_blobs(settings.gcs_bucket, prefix=prefix, max_results=1, retry=None, timeout=timeout)
-            ),
+        found, _ = list_objects(
+            client, settings.gcs_bucket, deadline, f"listing of {prefix}", prefix=prefix, max_results=1
         )
         if found:
             return experiment
@@ -421,13 +328,16 @@ def _find_experiment(client: Any, settings: Settings, run_id: str, deadline: _De
 
 
 def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLINE_S) -> Path:
-    """Download a run folder by id into `models/<experiment>/<run id>/` (atomically) and return it."""
+    """Download a run folder by id into `models/<experiment>/<run id>/` (atomically) and return it.
+
+    Gives up after about `deadline_s` seconds (in (0, 86400]) with a StorageError when the bucket does not answer.
+    """
+    deadline = Deadline(check_deadline(deadline_s), logger)
     if not is_run_id(run_id):
-        raise ConfigError(f"{run_id!r} is not a run id to pull: expected letters, digits, '.', '_' or '-'")
+        raise ConfigError(f"{run_id[:100]!r} is not a run id to pull: expected letters, digits, '.', '_' or '-'")
     from google.api_core.exceptions import GoogleAPICallError
 
-    client = make_client(settings)
-    deadline = _Deadline(deadline_s)
+    client = make_client(settings, deadline=deadline)
     where = f"gs://{settings.gcs_bucket}/{_object_root(settings)}runs/"
     try:
         experiment = _find_experiment(client, settings, run_id, deadline)
@@ -446,10 +356,7 @@ def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLIN
         if target.exists():
             raise ConfigError(f"{target}: exists without {CONFIG}; move it away to pull run {run_id}")
         prefix = _run_prefix(settings, experiment, run_id)
-        blobs = deadline.call(
-            f"listing of {prefix}",
-            lambda timeout: list(client.list_blobs(settings.gcs_bucket, prefix=prefix, retry=None, timeout=timeout)),
-        )
+        blobs, _ = list_objects(client, settings.gcs_bucket, deadline, f"listing of {prefix}", prefix=prefix)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.parent / f".{run_id}.pull-{secrets.token_hex(4)}"
         try:
@@ -458,15 +365,15 @@ def pull(run_id: str, settings: Settings, *, deadline_s: float = DEFAULT_DEADLIN
             os.rename(temp, target)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
-    except _Unreachable as error:
+    except Unreachable as error:
         raise StorageError(f"could not pull run {run_id} from {where}: bucket unreachable ({error})") from None
     except GoogleAPICallError as error:
-        raise StorageError(f"could not pull run {run_id} from {where}: {error}") from None
+        raise StorageError(f"could not pull run {run_id} from {where}: {str(error)[:300]}") from None
     logger.info("pulled run %s into %s", run_id, target)
     return target
 
 
-def _download(blob: Any, root: Path, relative: str, deadline: _Deadline) -> None:
+def _download(blob: Any, root: Path, relative: str, deadline: Deadline) -> None:
     parts = Path(relative).parts
     if not parts or any(part in ("", ".", "..") for part in parts) or Path(relative).is_absolute():
         raise StorageError(f"gs://{blob.bucket.name}/{blob.name}: object name does not map to a file in the run")

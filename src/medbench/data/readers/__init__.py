@@ -7,8 +7,9 @@ by one float64 column per class holding the raw labels 1.0 (positive), 0.0 (nega
 name the file, the row (1-based, header = row 1), the column and what was expected.
 
 Modules: `chexpert`, `chestxray14` (also NIH's official train/test lists), `onehot`, `generic_csv`
-and `class_folders`, one per format; `cells` (CSV reading, column and cell checks) and `table`
-(patient ids, table assembly, duplicate and missing-image checks) hold what they share.
+and `class_folders`, one per format; `label_csv` (reading a CSV: each header name once, every row as
+long as the header), `cells` (column and cell checks) and `table` (patient ids, table assembly,
+duplicate and missing-image checks) hold what they share.
 """
 
 from medbench.data.readers.chestxray14 import CHESTXRAY14_CLASSES, CHESTXRAY14_COLUMNS, read_chestxray14_csv

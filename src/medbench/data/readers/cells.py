@@ -1,7 +1,7 @@
-"""Reading a label CSV and checking its columns, paths and cells: what the readers share for that.
+"""Checking a label CSV's columns, paths and cells: what the readers share for that.
 
-`read_csv` reads every cell as a string (blank lines dropped, `file_rows` keeps the file's row
-numbers); the checks and parsers here turn columns into validated values and raise, through
+`label_csv.read_csv` reads every cell as a string (blank lines dropped; `file_rows` gives the file's
+row numbers); the checks and parsers here turn columns into validated values and raise, through
 `fail_where`, a `DatasetError` that names the file, the row, the column and what was expected.
 
 Label files repeat a few values in most columns (labels, sexes, views, ages, finding lists), so the
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medbench.data.readers.label_csv import cut
 from medbench.errors import DatasetError
 
 
@@ -54,43 +55,12 @@ def _maybe_padded(values: pd.Series) -> bool:
     return any(space in joined for space in ASCII_WHITESPACE_BUT_BLANK_AND_NEWLINE)
 
 
-def read_csv(path: Path, *, header: bool = True, **options: object) -> pd.DataFrame:
-    """Read every cell as a string (no NA guessing); fully blank lines are dropped, row numbers kept."""
-    if not path.is_file():
-        raise DatasetError("label file does not exist; expected a CSV file at this path", file=path)
-    try:
-        frame = pd.read_csv(
-            path,
-            header=0 if header else None,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-            **options,  # type: ignore[arg-type]
-        )
-    except pd.errors.EmptyDataError:
-        raise DatasetError("file is empty; expected a header row and one row per image", file=path) from None
-    except pd.errors.ParserError as err:
+def file_rows(frame: pd.DataFrame, file: Path) -> np.ndarray:
+    """1-based file row of each frame row (the header is row 1), refusing a file with no rows."""
+    if len(frame) == 0:
         raise DatasetError(
-            f"is not a well-formed CSV file ({err}); expected the same number of fields on every row", file=path
-        ) from err
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"is not UTF-8 text ({err}); expected a UTF-8 CSV file", file=path) from err
-    if header:
-        frame.columns = [str(name).strip() for name in frame.columns]
-    if frame.shape[1] == 0:
-        return frame
-    maybe_blank = (frame.iloc[:, 0] == "").to_numpy()
-    if not maybe_blank.any():
-        return frame
-    blank = np.zeros(len(frame), dtype=bool)
-    blank[maybe_blank] = (frame.loc[maybe_blank] == "").all(axis=1).to_numpy()
-    return frame.loc[~blank] if blank.any() else frame
-
-
-def file_rows(frame: pd.DataFrame) -> np.ndarray:
-    """1-based file row of each frame row (the header is row 1)."""
+            "has a header and no rows; expected at least one row (one per image) below the header", file=file
+        )
     return frame.index.to_numpy(dtype=np.int64) + 2
 
 
@@ -100,11 +70,19 @@ def require_columns(frame: pd.DataFrame, expected: Iterable[str], file: Path) ->
     missing = [name for name in expected if name not in frame.columns]
     if missing:
         raise DatasetError(
-            f"missing column(s) {missing}; expected columns {expected}, found {list(frame.columns)}",
+            f"missing column(s) {missing}; expected columns {expected}, found {shown_names(frame.columns)}",
             file=file,
             row=1,
             column=missing[0],
         )
+
+
+def shown_names(names: Iterable[object], limit: int = 40) -> str:
+    """A header's names as a list, the first `limit` of a longer one (a message stays bounded)."""
+    names = [str(name)[:200] for name in names]
+    if len(names) <= limit:
+        return str(names)
+    return f"{str(names[:limit])[:-1]}, …] ({len(names)} columns in all)"
 
 
 def choose_label_columns(
@@ -138,7 +116,7 @@ def fail_where(
     count = int(mask.sum())
     more = f" ({count} rows have this problem; the first is shown)" if count > 1 else ""
     raise DatasetError(
-        f"value {values.iloc[first]!r} {problem}{more}",
+        f"value {cut(values.iloc[first])} {problem}{more}",
         file=file,
         row=None if rows is None else int(rows[first]),
         column=column,

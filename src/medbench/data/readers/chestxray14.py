@@ -19,10 +19,11 @@ from medbench.data.readers.cells import (
     file_rows,
     parse_ages,
     parse_sex,
-    read_csv,
     relative_folder,
+    shown_names,
     stripped,
 )
+from medbench.data.readers.label_csv import read_csv
 from medbench.data.readers.table import finish_table, label_table
 from medbench.errors import DatasetError
 
@@ -68,10 +69,10 @@ def read_chestxray14_csv(
 ) -> pd.DataFrame:
     """Read NIH's ``Data_Entry_2017_v2020.csv`` (plain or gzipped) into a label table.
 
-    The header's bracketed names (``OriginalImage[Width,Height]``) contain commas, so the header is
-    split like a data row and the needed columns are taken by position. ``Finding Labels`` holds
-    findings joined by ``|`` or ``No Finding`` (all 14 zero). PA and AP views are both frontal.
-    Sample ids are relative to `dataset_root` (default: the CSV's folder), e.g.
+    The header's bracketed names (``OriginalImage[Width,Height]``) contain commas, so the header has
+    as many fields as a data row (``OriginalImage[Width`` and ``Height]`` are two unused columns).
+    ``Finding Labels`` holds findings joined by ``|`` or ``No Finding`` (all 14 zero). PA and AP views
+    are both frontal. Sample ids are relative to `dataset_root` (default: the CSV's folder), e.g.
     ``images/00000075_000.png``; a relative `image_dir` is taken relative to `dataset_root`.
     """
     csv_path = Path(csv_path)
@@ -79,19 +80,17 @@ def read_chestxray14_csv(
     images = Path(image_dir) if Path(image_dir).is_absolute() else root / image_dir
     prefix = relative_folder(images, root, csv_path)
 
-    header = read_csv(csv_path, header=False, nrows=1)
-    names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
-    missing = [name for name in CHESTXRAY14_COLUMNS if name not in names]
+    frame = read_csv(csv_path)
+    missing = [name for name in CHESTXRAY14_COLUMNS if name not in frame.columns]
     if missing:
         raise DatasetError(
-            f"missing column(s) {missing}; expected NIH's header with {list(CHESTXRAY14_COLUMNS)}, found {names}",
+            f"missing column(s) {missing}; expected NIH's header with {list(CHESTXRAY14_COLUMNS)}, "
+            f"found {shown_names(frame.columns)}",
             file=csv_path,
             row=1,
             column=missing[0],
         )
-    positions = {names.index(name): name for name in CHESTXRAY14_COLUMNS}
-    frame = read_csv(csv_path, header=False, skiprows=1, usecols=sorted(positions)).rename(columns=positions)
-    rows = file_rows(frame)
+    rows = file_rows(frame, csv_path)
 
     file_names, bad = _file_names(frame["Image Index"])
     fail_where(

@@ -16,10 +16,10 @@ from medbench.data.readers.cells import (
     parse_ages,
     parse_labels,
     parse_sex,
-    read_csv,
     relative_paths,
     require_columns,
 )
+from medbench.data.readers.label_csv import read_csv
 from medbench.data.readers.table import finish_table, label_table
 
 CHEXPERT_CLASSES: tuple[str, ...] = (
@@ -92,7 +92,7 @@ def read_chexpert_csv(
     csv_path, root = Path(csv_path), Path(dataset_root)
     frame = read_csv(csv_path)
     require_columns(frame, (*CHEXPERT_METADATA_COLUMNS, *classes), csv_path)
-    rows = file_rows(frame)
+    rows = file_rows(frame, csv_path)
     sample_ids = relative_paths(frame["Path"], csv_path, "Path", rows)
     patient_ids = patient_folders(sample_ids)
     fail_where(

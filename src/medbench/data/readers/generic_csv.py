@@ -12,10 +12,10 @@ from medbench.data.readers.cells import (
     choose_label_columns,
     file_rows,
     parse_labels,
-    read_csv,
     relative_paths,
     require_columns,
 )
+from medbench.data.readers.label_csv import read_csv
 from medbench.data.readers.table import find_patient_ids, finish_table, label_table
 
 
@@ -38,7 +38,7 @@ def read_generic_csv(
     frame = read_csv(csv_path)
     classes = choose_label_columns(frame, label_columns, (path_column, patient_column), csv_path)
     require_columns(frame, (path_column, *([patient_column] if patient_column else []), *classes), csv_path)
-    rows = file_rows(frame)
+    rows = file_rows(frame, csv_path)
     sample_ids = relative_paths(frame[path_column], csv_path, path_column, rows)
     labels = parse_labels(
         frame, classes, (1.0, 0.0, -1.0), "1, 0, -1 or an empty cell", csv_path, rows, blank_allowed=True

@@ -12,11 +12,11 @@ from medbench.data.readers.cells import (
     choose_label_columns,
     file_rows,
     parse_labels,
-    read_csv,
     relative_folder,
     relative_paths,
     require_columns,
 )
+from medbench.data.readers.label_csv import read_csv
 from medbench.data.readers.table import DirectoryListing, find_patient_ids, finish_table, label_table
 
 _BINARY_LABELS = "1 or 0 (also written 1.0 / 0.0)"
@@ -48,7 +48,7 @@ def read_onehot_csv(
     frame = read_csv(csv_path)
     classes = choose_label_columns(frame, classes, (image_column, patient_column), csv_path)
     require_columns(frame, (image_column, *([patient_column] if patient_column else []), *classes), csv_path)
-    rows = file_rows(frame)
+    rows = file_rows(frame, csv_path)
     names = relative_paths(frame[image_column], csv_path, image_column, rows)
     names = _with_extension(names, images, extension)
     sample_ids = (prefix + names) if prefix else names

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.data.readers.cells import fail_where
+from medbench.data.readers.label_csv import cut
 from medbench.errors import DatasetError
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -116,7 +117,7 @@ def _check_unique(sample_ids: pd.Series, file: Path, column: str, rows: np.ndarr
     first = int(np.argmax((sample_ids == value).to_numpy()))
     count = int(repeated.sum())
     raise DatasetError(
-        f"image {value!r} is listed twice (rows {rows[first]} and {rows[later]}); expected each image once"
+        f"image {cut(value)} is listed twice (rows {rows[first]} and {rows[later]}); expected each image once"
         + (f" ({count} repeated rows in all)" if count > 1 else ""),
         file=file,
         row=int(rows[later]),
@@ -163,7 +164,7 @@ def _check_images_exist(table: pd.DataFrame, file: Path, column: str, rows: np.n
     ]
     if not missing:
         return
-    shown = ", ".join(f"row {rows[i]} {table['sample_id'].iloc[i]!r}" for i in missing[:_SHOWN])
+    shown = ", ".join(f"row {rows[i]} {cut(table['sample_id'].iloc[i])}" for i in missing[:_SHOWN])
     total = len(table)
     if len(missing) == total:
         summary = f"none of the {total} listed image files exist under {root}"
