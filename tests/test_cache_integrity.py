@@ -329,14 +329,27 @@ def test_read_only_cache_folder_is_one_error_and_an_intact_cache_still_opens(
     assert reused.stdout.splitlines()[-1] == "verified 1 shard(s): 1 intact, 0 damaged file(s) rebuilt"
 
 
-def test_full_disk_while_preprocessing_is_one_error(cache_settings: Settings, mounted: Callable[[str], Path]) -> None:
+def test_a_cache_larger_than_the_free_disk_is_refused_with_the_estimate_before_work(
+    cache_settings: Settings, mounted: Callable[[str], Path]
+) -> None:
     folder = mounted("size=2m")
     big = BENCHMARK.replace("_D32_", "_D256_")  # 143 images of 64 KiB: 9 MiB, more than the disk holds
     result = run_medbench(["preprocess", big], replace(cache_settings, cache_dir=folder))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     (line,) = _error_lines(result.stderr)
+    assert line.startswith("medbench: error: the cache of 143 image(s) at 256 px needs 9 MiB of disk in ")
+    assert f" in {folder}/" in line and " and 2 MiB is free; expected less: free disk space" in line
+    assert list(folder.iterdir()) == [], "nothing is written before the estimate passes"
+
+
+def test_full_disk_while_preprocessing_is_one_error(cache_settings: Settings, mounted: Callable[[str], Path]) -> None:
+    folder = mounted("size=1212k")
+    big = BENCHMARK.replace("_D32_", "_D93_")  # 143 images of 8649 bytes fit the 1212 KiB free; the records do not
+    result = run_medbench(["preprocess", big], replace(cache_settings, cache_dir=folder))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = _error_lines(result.stderr)
     assert line.startswith(f"medbench: error: cannot write {folder}/")
-    assert "No space left on device; expected a writable cache folder with free space. 0 finished shard(s)" in line
+    assert "No space left on device; expected a writable cache folder with free space." in line
     assert not [path for path in folder.rglob("*") if path.name.endswith(".tmp")]
 
 

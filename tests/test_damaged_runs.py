@@ -245,3 +245,71 @@ def test_repair_logs_names_a_damaged_result_and_config_and_logs_the_other_runs(s
     log = settings.logs_dir / "unvalidated-experiment-log.json"
     assert [entry["id"] for entry in json.loads(log.read_text())] == [good]
     _assert_unchanged(before, settings.root)
+
+
+def test_a_damaged_log_entry_is_kept_and_named_while_missing_runs_are_logged_beside_it(settings: Settings) -> None:
+    good = "20260101T000000Z-aaaaaa"
+    _hand_made_run(settings, good, json.dumps(_entry(good)))
+    log = settings.logs_dir / "unvalidated-experiment-log.json"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(json.dumps([5, {"name": "no id"}]))
+
+    done = run_medbench(["repair-logs"], settings)
+    assert done.returncode == 1
+    line = _error_line(done.stderr)
+    assert line.startswith("medbench: error: skipped 2 damaged item(s), the other runs were checked: ")
+    assert f"{log}: entry 1 of 2: is a JSON int, not an object; expected an experiment entry" in line
+    assert f"{log}: entry 2 of 2: has no 'id' (a non-empty string); expected an experiment entry" in line
+    assert line.count("(left in place)") == 2
+    assert f"logged 1 completed run(s) missing from the logs: {good}" in done.stdout
+    assert json.loads(log.read_text()) == [5, {"name": "no id"}, _entry(good)], "the damaged entries kept as they were"
+
+    again = run_medbench(["repair-logs"], settings)
+    assert again.returncode == 1 and "logged 0 completed run(s)" in again.stdout
+
+
+def test_a_run_log_write_keeps_a_damaged_entry_of_the_log(tmp_path: Path) -> None:
+    from medbench.tracking.logs import ExperimentLog
+
+    log = ExperimentLog(tmp_path / "unvalidated-experiment-log.json")
+    log.path.write_text(json.dumps([5, {"name": "no id"}, _entry("20260101T000000Z-aaaaaa")]))
+    log.append(_entry("20260102T000000Z-bbbbbb"))
+    log.upsert(_entry("20260101T000000Z-aaaaaa") | {"best_epoch": 2})
+    items = json.loads(log.path.read_text())
+    assert items[:2] == [5, {"name": "no id"}]
+    assert [(item["id"], item["best_epoch"]) for item in items[2:]] == [
+        ("20260102T000000Z-bbbbbb", 1),
+        ("20260101T000000Z-aaaaaa", 2),
+    ]
+    assert log.ids() == {"20260101T000000Z-aaaaaa", "20260102T000000Z-bbbbbb"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("history", "problem"),
+    [
+        ('[{"epoch": 1, "chec', "is not valid JSON (line 1, column 15: Unterminated string starting at)"),
+        ("[5]", "row 1 is a JSON int, not an object"),
+        ('[{"epoch": 1, "checkpoint": "../../../x.keras"}]', "row 1 names checkpoint '../../../x.keras'"),
+    ],
+    ids=["cut", "not-rows", "checkpoint-outside"],
+)
+def test_an_unfinished_run_with_a_damaged_history_is_not_resumed(
+    settings: Settings, trained: Path, history: str, problem: str
+) -> None:
+    healthy, copy = _two_runs(settings, trained)
+    shutil.rmtree(copy)
+    for name in ("result.json", "model.keras"):
+        (healthy / name).unlink()
+    (healthy / "history.json").write_text(history)
+    before = _tree(settings.root)
+
+    done = run_medbench(["exec", BENCHMARK, "--option", "tensorboard=false"], settings)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    listing = done.stderr[done.stderr.index("medbench: error: 1 of 1 experiment(s) failed") :]
+    assert f"{healthy}/history.json: {problem}" in listing
+    assert "cannot be resumed from it: start it over with `medbench exec --rerun` (this folder is left as it is)" in (
+        " ".join(listing.split())
+    )
+    _assert_unchanged(before, settings.root, written={"logs/failed-experiment-log.json"})

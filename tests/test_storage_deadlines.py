@@ -18,7 +18,7 @@ from cli_process import run_medbench
 from medbench.atomic import write_json_atomic
 from medbench.errors import ConfigError
 from medbench.settings import Settings
-from medbench.tracking.bucket import bucket_name_problem, check_bucket_name
+from medbench.tracking.bucket import bucket_name_problem, check_bucket_name, check_prefix, prefix_problem
 from medbench.tracking.logs import UNVALIDATED_LOG, ExperimentLog
 from medbench.tracking.storage import enqueue_run, pending_items, pull, sync, upload_run
 
@@ -286,6 +286,48 @@ def test_invalid_bucket_names_are_refused_with_the_rule_they_break(name: str) ->
 )
 def test_valid_bucket_names_pass(name: str) -> None:
     assert bucket_name_problem(name) is None
+
+
+INVALID_PREFIXES = {
+    "a/../b": "has the folder '..'",
+    "runs//x": "has the folder ''",
+    "./runs": "has the folder '.'",
+    "runs\nx": "contains a control character",
+    "a\\b": "contains '\\'",
+    "p" * 513: "is 513 characters long; expected at most 512 bytes",
+}
+
+
+@pytest.mark.parametrize("prefix", list(INVALID_PREFIXES), ids=range(len(INVALID_PREFIXES)))
+def test_invalid_prefixes_are_refused_with_what_is_wrong(prefix: str) -> None:
+    problem = prefix_problem(prefix)
+    assert problem is not None and problem.startswith(INVALID_PREFIXES[prefix])
+    with pytest.raises(ConfigError, match="^MEDBENCH_GCS_PREFIX=.* is not a folder in the bucket: it "):
+        check_prefix(prefix)
+
+
+@pytest.mark.parametrize("prefix", ["", "runs", "lab/medbench-2026", "a.b/c_d/e-f", "ü/é"])
+def test_valid_prefixes_pass(prefix: str) -> None:
+    check_prefix(prefix)
+
+
+def test_an_invalid_prefix_is_one_line_before_any_network_call(project: Settings, silent: SilentServer) -> None:
+    before = _files(project.root)
+    done = run_medbench(
+        ["sync", "--deadline", "5"],
+        project,
+        timeout=PROCESS_TIMEOUT_S,
+        MEDBENCH_GCS_BUCKET=BUCKET,
+        MEDBENCH_GCS_PREFIX="lab/../other",
+        STORAGE_EMULATOR_HOST=silent.url,
+    )
+    assert done.returncode == 2
+    assert _error_line(done.stderr) == (
+        "medbench: error: MEDBENCH_GCS_PREFIX='lab/../other' is not a folder in the bucket: it has the folder '..'; "
+        "expected folder names separated by single '/', none '.' or '..'; fix it, or unset it to keep runs at the "
+        "bucket's top level"
+    )
+    assert not silent.connections and _files(project.root) == before
 
 
 @pytest.mark.parametrize("credentials", ["emulator", "key-file"])

@@ -4,7 +4,8 @@ Every case copies one small project (demo data, a saved run, its log), breaks on
 runs one `medbench` command in a child process and checks what a user would: the exit code (2, or 1
 for a batch or re-evaluation that records a failed member), exactly one ``medbench: error:`` line that
 names what is at fault, no ``Traceback``, and every file that existed before byte-identical after.
-The fixed corpus is `CASES`; the Hypothesis tests below generate more batch files and label files.
+The fixed corpus is `CASES`; `REPAIRS` damages a built cache, which must be named and rebuilt exactly as
+it was; the Hypothesis tests below generate more batch files and label files.
 
 Set MEDBENCH_SWEEP_REPORT=<file> to write every case's outcome as JSON (how the "before the fixes"
 count in docs/hostile-inputs.md was taken, against an older checkout on PYTHONPATH).
@@ -289,6 +290,24 @@ CASES: tuple[Case, ...] = (
         ("Bad Bucket!",),
         env={"MEDBENCH_GCS_BUCKET": "Bad Bucket!", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"},
     ),
+    Case(
+        "gcs-prefix-dotdot",
+        nothing,
+        ("sync", "--deadline", "5"),
+        ("MEDBENCH_GCS_PREFIX", "'..'"),
+        env={
+            "MEDBENCH_GCS_BUCKET": "b-runs",
+            "MEDBENCH_GCS_PREFIX": "lab/../x",
+            "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
+        },
+    ),
+    Case(
+        "repair-logs-entry-not-object",
+        lambda root: (root / LOG).write_text(json.dumps([5, *json.loads((root / LOG).read_text())]), encoding="utf-8"),
+        ("repair-logs",),
+        (LOG.name, "entry 1 of 2", "left in place"),
+        codes=(1,),
+    ),
     Case("pull-run-id-escape", nothing, ("pull", "../../etc"), ("../../etc",), env={"MEDBENCH_GCS_BUCKET": "b"}),
     # label files
     Case("labels-header-only", edit_labels(lambda rows: rows[:1]), ("preprocess", B), ("train.csv",)),
@@ -406,6 +425,24 @@ CASES: tuple[Case, ...] = (
         ("exec", B),
         ("train.csv",),
         codes=(1,),
+    ),
+    Case("list-unknown-kind", nothing, ("list", "nope"), ("nope",)),
+    Case(
+        "batch-name-too-long", nothing, ("exec", "--batch", "b" * 300 + ".yaml", "--dry-run"), ("File name too long",)
+    ),
+    Case(
+        "models-dir-link-loop",
+        lambda root: (root / "loop").symlink_to("loop"),
+        ("leaderboard",),
+        ("MEDBENCH_MODELS_DIR", "loop"),
+        folders={"models_dir": "loop"},
+    ),
+    Case(
+        "models-dir-name-too-long",
+        nothing,
+        ("leaderboard",),
+        ("MEDBENCH_MODELS_DIR",),
+        folders={"models_dir": "m" * 300},
     ),
     # demo data
     Case(
@@ -589,3 +626,116 @@ def test_damaged_label_files_are_refused_in_one_line_or_read_faithfully(
     if result.returncode == 2 and "train.csv" not in line:
         found.append(f"the error does not name train.csv: {line[:300]}")
     assert not found, f"{damage!r}: {found}"
+
+
+# Damaged caches: rebuilt, never read ---------------------------------------------------------------------------
+
+
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _flip(offset: int) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[offset if offset >= 0 else len(data) + offset] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return damage
+
+
+def _rewrite(text: str) -> Callable[[Path], None]:
+    return lambda path: path.write_text(text, encoding="utf-8")
+
+
+def _with_record(damage: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Damage the manifest and the shard's own record (which a build reads when the manifest is gone)."""
+
+    def both_files(manifest: Path) -> None:
+        damage(manifest)
+        (manifest.parent / "shard-00000.json").write_text("{", encoding="utf-8")
+
+    return both_files
+
+
+def _cache_snapshot(root: Path) -> dict[str, str]:
+    """`_snapshot`, with the build time left out of the cache's manifest and report (a rebuild has its own)."""
+    digests = _snapshot(root)
+    for path in root.glob("data/cache/*/*.json"):
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue  # damaged: its hash stays, and differs from the intact file's
+        if isinstance(content, dict):
+            content.pop("created", None)
+        digests[str(path.relative_to(root))] = json.dumps(content, sort_keys=True)
+    return digests
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One damaged cache file and the command that meets it: the file must be named and rebuilt as it was."""
+
+    name: str
+    file: str
+    damage: Callable[[Path], None]
+    args: tuple[str, ...] = ("preprocess", BENCHMARK)
+
+
+REPAIRS: tuple[Repair, ...] = (
+    Repair("shard-truncated", "shard-00000.npy", _cut),
+    Repair("shard-deleted", "shard-00000.npy", Path.unlink),
+    Repair("shard-header-flipped", "shard-00000.npy", _flip(8)),
+    Repair("shard-pixel-flipped-verify", "shard-00000.npy", _flip(-1), ("preprocess", BENCHMARK, "--verify")),
+    Repair(
+        "shard-zeroed-verify",
+        "shard-00000.npy",
+        lambda p: p.write_bytes(b"\0" * p.stat().st_size),
+        ("preprocess", BENCHMARK, "--verify"),
+    ),
+    Repair("manifest-and-shard-record-not-json", "manifest.json", _with_record(_rewrite("{"))),
+    Repair("manifest-not-json", "manifest.json", _cut),
+    Repair("manifest-a-list", "manifest.json", _rewrite("[]")),
+    Repair(
+        "manifest-shard-outside", "manifest.json", lambda p: p.write_text(p.read_text().replace("shard-00000", "../x"))
+    ),
+)
+
+
+def repair_problems(repair: Repair, base: Path, work: Path) -> list[str]:
+    """Build the cache in a copy of the project, damage one file, run the command: what went wrong (empty = fine)."""
+    from medbench.benchmark.benchmark import Benchmark
+    from medbench.preprocessing.dataset_cache import build_benchmark_cache
+
+    root = work / repair.name
+    shutil.copytree(base, root, symlinks=True)
+    settings = project_settings(root)
+    cache = build_benchmark_cache(Benchmark.from_name(BENCHMARK), settings, workers=1, progress=False)
+    intact = _cache_snapshot(root)
+    repair.damage(cache.directory / repair.file)
+    damaged = cache.directory / repair.file
+    try:
+        result = run_medbench(list(repair.args), settings, timeout=120)
+    except subprocess.TimeoutExpired:
+        return ["hangs: no exit within 120 s"]
+    found = []
+    if result.returncode != 0:
+        found.append(f"exit {result.returncode}, expected 0 (the cache rebuilt): {result.stderr.strip()[-300:]}")
+    if "Traceback" in result.stderr:
+        found.append("traceback: " + result.stderr.strip().splitlines()[-1][:300])
+    if f"damaged cache file {damaged}" not in result.stderr and f"damaged {damaged}" not in result.stdout:
+        found.append(f"{damaged} is not named as damaged: {result.stderr.strip()[-300:]}")
+    after = _cache_snapshot(root)
+    changed = [name for name, digest in intact.items() if after.get(name) != digest]
+    if changed:
+        found.append(f"not rebuilt as it was (or other files changed): {changed[:5]}")
+    return found
+
+
+def test_every_damaged_cache_file_is_named_and_rebuilt_as_it_was(base_project: Path, tmp_path: Path) -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(zip(REPAIRS, pool.map(lambda repair: repair_problems(repair, base_project, tmp_path), REPAIRS)))
+    failures = {repair.name: found for repair, found in outcomes if found}
+    assert not failures, f"{len(failures)} of {len(REPAIRS)} damaged caches mishandled:\n" + "\n".join(
+        f"  {name}: {'; '.join(found)}" for name, found in failures.items()
+    )

@@ -22,7 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medbench.benchmark.options import ExperimentOptions, parse_assignment
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, STRATEGIES
-from medbench.errors import MedbenchError
+from medbench.errors import MedbenchError, shown
 from medbench.interruption import Interrupted, install_handlers
 
 logger = logging.getLogger("medbench")
@@ -391,6 +391,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except MedbenchError as error:
         print(f"medbench: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file problem no check foresaw: still one line, and the command to see more
+        logging.getLogger(__name__).debug("unforeseen file error", exc_info=True)
+        where = f"{shown(str(error.filename))}: " if error.filename is not None else ""
+        print(
+            f"medbench: error: {where}{error.strerror or error} ({type(error).__name__}); expected a path medbench "
+            "can use; medbench stopped there: fix it and run the same command again (-v shows where it happened)",
+            file=sys.stderr,
+        )
         return 2
     except (Interrupted, KeyboardInterrupt) as stop:
         if not isinstance(stop, Interrupted):

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+SHOWN = 200
+"""Characters of a bad value an error message shows: a message never prints an unbounded value."""
+
+
+def shown(value: object) -> str:
+    """`repr(value)` as an error message shows it: cut to SHOWN characters, with a string's length."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= SHOWN else f"{value[:SHOWN]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}… ({type(value).__name__})"
+
 
 class MedbenchError(Exception):
     """Base class for every error medbench raises on purpose."""

@@ -37,7 +37,7 @@ from medbench.benchmark.predefined import grid
 from medbench.benchmark.spec import ExperimentSpec
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE
 from medbench.benchmark.yaml_text import load_yaml
-from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError, StorageError
+from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError, StorageError, shown
 from medbench.settings import Settings
 from medbench.tracking.logs import FAILED_LOG, ExperimentLog
 
@@ -55,7 +55,7 @@ def _benchmark(value: Any, where: str) -> Benchmark:
             return Benchmark.from_dict(value)
     except (BenchmarkNameError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
-    raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {_shown(value)}")
+    raise ConfigError(f"{where}: expected a benchmark name or a mapping of Benchmark fields, got {shown(value)}")
 
 
 def _check_fields(value: dict[Any, Any], where: str) -> None:
@@ -63,17 +63,11 @@ def _check_fields(value: dict[Any, Any], where: str) -> None:
     known = {item.name: item for item in fields(Benchmark)}
     unknown = [key for key in value if key not in known]
     if unknown:
-        raise ConfigError(f"{where}: unknown Benchmark fields {_shown(unknown)}; valid: {', '.join(known)}")
+        raise ConfigError(f"{where}: unknown Benchmark fields {shown(unknown)}; valid: {', '.join(known)}")
     required = [name for name, item in known.items() if item.default is MISSING and item.default_factory is MISSING]
     missing = [name for name in required if name not in value]
     if missing:
         raise ConfigError(f"{where}: missing Benchmark fields {missing}; expected at least {', '.join(required)}")
-
-
-def _shown(value: Any) -> str:
-    """A batch value as an error message shows it: its repr, cut to 200 characters."""
-    text = repr(value)
-    return text if len(text) <= 200 else f"{text[:200]}… ({type(value).__name__})"
 
 
 def _architectures(value: Any, where: str) -> list[str]:
@@ -81,7 +75,7 @@ def _architectures(value: Any, where: str) -> list[str]:
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         raise ConfigError(
             f"{where}: expected an architecture key or a non-empty list of them (e.g. [2D.SmallCNN]), "
-            f"got {_shown(value)}"
+            f"got {shown(value)}"
         )
     for name in names:
         try:
@@ -133,7 +127,7 @@ def _load_yaml_batch(path: Path) -> list[ExperimentSpec]:
     checked = _options(options, f"{path}: options")
     entries = spec.get("benchmarks") or []
     if not isinstance(entries, list):
-        raise ConfigError(f"{path}: benchmarks: expected a list of benchmark names or mappings, got {_shown(entries)}")
+        raise ConfigError(f"{path}: benchmarks: expected a list of benchmark names or mappings, got {shown(entries)}")
     benchmarks = [_benchmark(entry, f"{path}: benchmarks[{i}]") for i, entry in enumerate(entries)]
     grids = spec.get("grid") or []
     for index, entry in enumerate(grids if isinstance(grids, list) else [grids]):

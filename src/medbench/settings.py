@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, shown
 
 ENV_FILE = ".env"
 ROOT_ENV = "MEDBENCH_ROOT"
@@ -115,18 +115,36 @@ class Settings:
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> Settings:
         """Read the environment, falling back to `<root>/.env` (root: argument, MEDBENCH_ROOT or '.')."""
-        base = Path(root if root is not None else os.environ.get(ROOT_ENV, ".")).resolve()
+        given = Path(root if root is not None else os.environ.get(ROOT_ENV, "."))
+        try:
+            base = given.resolve()
+            is_file = base.exists() and not base.is_dir()
+        except (OSError, RuntimeError) as error:  # a loop of links, a name too long
+            raise ConfigError(
+                f"{ROOT_ENV}={shown(str(given))}: cannot be used as the project folder ({error}); expected a folder"
+            ) from None
+        if is_file:
+            raise ConfigError(f"{ROOT_ENV}={shown(str(base))}: is a file; expected the project folder")
         env: Mapping[str, str] = {**_read_env_file(base / ENV_FILE), **os.environ}
-
-        if base.exists() and not base.is_dir():
-            raise ConfigError(f"{ROOT_ENV}={str(base)[:200]!r}: is a file; expected the project folder")
 
         def folder(key: str, default: str) -> Path:
             path = Path(env.get(key) or default).expanduser()
             path = path if path.is_absolute() else base / path
-            if path.exists() and not path.is_dir():
+            try:
+                exists, is_dir, is_link = path.exists(), path.is_dir(), path.is_symlink()
+            except OSError as error:  # a name too long, a component that cannot be searched
                 raise ConfigError(
-                    f"{key}={str(path)[:200]!r}: is a file; expected a folder (medbench creates it when missing)"
+                    f"{key}={shown(str(path))}: cannot be used as a folder ({error.strerror or error}); "
+                    "expected a folder path"
+                ) from None
+            if exists and not is_dir:
+                raise ConfigError(
+                    f"{key}={shown(str(path))}: is a file; expected a folder (medbench creates it when missing)"
+                )
+            if is_link and not exists:
+                raise ConfigError(
+                    f"{key}={shown(str(path))}: is a link that leads nowhere (dangling, or a loop of links); "
+                    "expected a folder, or a link to one"
                 )
             return path
 

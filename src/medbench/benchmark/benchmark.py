@@ -35,7 +35,7 @@ from medbench.benchmark.vocabulary import (
     parse_transformation,
 )
 from medbench.data.label_policy import UncertaintyPreset
-from medbench.errors import BenchmarkNameError
+from medbench.errors import BenchmarkNameError, shown
 
 LEGACY_SPLIT = (60, 20, 20)
 """Patient percentages (train, val, test) of a benchmark without a split token, as in the original."""
@@ -87,8 +87,8 @@ class Benchmark:
         try:
             return cls(**decode(source))
         except BenchmarkNameError as error:
-            read_as = f" (read as {source!r})" if source != text else ""
-            raise BenchmarkNameError(f"benchmark name {text!r}{read_as}: {error}") from None
+            read_as = f" (read as {shown(source)})" if source != text else ""
+            raise BenchmarkNameError(f"benchmark name {shown(text)}{read_as}: {error}") from None
 
     @property
     def uncertainty_preset(self) -> UncertaintyPreset | None:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from medbench.capacity import require_disk
 from medbench.errors import ConfigError, DatasetError, ImageError, StorageError
 from medbench.preprocessing.manifest import (
     CACHE_FORMAT_VERSION,
@@ -346,6 +347,7 @@ def build_cache(
         cache, damage = _inspect(directory, checksums=verify, expected=expected)
     summary = None
     if cache is None or damage:
+        _require_room(directory, sources, params, damage)
         with _storage_errors(directory):
             directory.mkdir(parents=True, exist_ok=True)
             lock = FileLock(str(directory / LOCK))
@@ -373,6 +375,24 @@ def build_cache(
         if strict:
             raise _strict_error(cache)
     return cache
+
+
+def _require_room(directory: Path, sources: tuple[str, ...], params: PreprocessParams, damage: list[Damage]) -> None:
+    """Refuse a build whose shards cannot fit on the cache's disk, before an image is read.
+
+    The estimate is the pixels of every image less the intact shard files already in the folder (a build
+    interrupted earlier keeps them), so it is a lower bound: manifests and per-shard records come on top.
+    """
+    per_image = params.image_size**2 * params.channels
+    damaged = {item.path for item in damage}
+    kept = sum(path.stat().st_size for path in directory.glob("shard-*.npy") if path not in damaged)
+    need = len(sources) * per_image - kept
+    require_disk(
+        need,
+        directory,
+        f"the cache of {len(sources):,} image(s) at {params.image_size} px",
+        advice="free disk space, point MEDBENCH_CACHE_DIR at a larger disk, or use a smaller image size (D)",
+    )
 
 
 def _rebuild(

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.errors import DatasetError
+from medbench.errors import SHOWN, DatasetError, shown
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -38,7 +38,6 @@ MANIFEST = "manifest.json"
 REPORT = "report.json"
 CHECKSUM = "blake2b"
 _CHUNK = 4 * 2**20
-_SHOWN = 200  # characters of a bad value shown in a message
 
 
 def shard_name(index: int) -> str:
@@ -81,9 +80,7 @@ class ShardRecord:
         fields = {"file": str, "start": int, "stop": int, "bytes": int, CHECKSUM: str}
         for name, kind in fields.items():
             if not isinstance(data.get(name), kind) or isinstance(data.get(name), bool):
-                raise ValueError(
-                    f"a shard entry's field {name!r} is {_shown(data.get(name))}; expected {kind.__name__}"
-                )
+                raise ValueError(f"a shard entry's field {name!r} is {shown(data.get(name))}; expected {kind.__name__}")
         return cls(data["file"], data["start"], data["stop"], data["bytes"], data[CHECKSUM])
 
 
@@ -96,11 +93,6 @@ class Damage:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
 
 
 _MANIFEST_FIELDS: dict[str, type] = {
@@ -129,12 +121,12 @@ def read_manifest(path: Path, format_version: int) -> dict[str, Any]:
         raise DatasetError(f"holds {type(manifest).__name__}, not an object; {expected}", file=path)
     if manifest.get("format_version") != format_version:
         raise DatasetError(
-            f"cache format {_shown(manifest.get('format_version'))}; expected {format_version} (rebuild it)", file=path
+            f"cache format {shown(manifest.get('format_version'))}; expected {format_version} (rebuild it)", file=path
         )
     for name, kind in _MANIFEST_FIELDS.items():
         value = manifest.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise DatasetError(f"field {name!r} is {_shown(value)}; expected {kind.__name__} ({expected})", file=path)
+            raise DatasetError(f"field {name!r} is {shown(value)}; expected {kind.__name__} ({expected})", file=path)
     try:
         records = [ShardRecord.from_dict(entry) for entry in manifest["shards"]]
     except ValueError as error:
@@ -164,7 +156,7 @@ def _header_problem(path: Path, rows: int, shape: tuple[int, ...]) -> str | None
             else:
                 found, fortran, dtype = np.lib.format.read_array_header_2_0(file)
     except (OSError, ValueError, SyntaxError) as error:
-        return f"has no readable .npy header ({type(error).__name__}: {str(error)[:_SHOWN]}); {expected}"
+        return f"has no readable .npy header ({type(error).__name__}: {str(error)[:SHOWN]}); {expected}"
     if dtype != np.uint8 or fortran or tuple(found) != (rows, *shape):
         return f"its header describes {dtype} images of shape {tuple(found)}; {expected}"
     return None

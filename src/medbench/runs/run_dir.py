@@ -163,8 +163,26 @@ class RunDir:
         write_json_atomic(self.config_path, config)
 
     def read_history(self) -> list[dict[str, Any]]:
-        """History rows so far (none when the first epoch has not finished)."""
-        return _read_json(self.history_path) if self.history_path.is_file() else []
+        """History rows so far (none when the first epoch has not finished).
+
+        A history that is not JSON, or whose rows are not the epochs 1, 2, … with their own checkpoint,
+        is a ConfigError naming the file: a run is never resumed from epochs it cannot account for.
+        """
+        if not self.history_path.is_file():
+            return []
+        try:
+            rows = _read_json(self.history_path)
+        except (OSError, ValueError) as error:
+            problem = json_problem(error)
+        else:
+            problem = _history_problem(rows)
+        if problem is not None:
+            raise ConfigError(
+                f"{self.history_path}: {problem}; expected the epoch history medbench writes (one object per "
+                f"finished epoch), so run {self.run_id} cannot be resumed from it: start it over with "
+                "`medbench exec --rerun` (this folder is left as it is)"
+            )
+        return rows
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
         write_json_atomic(self.history_path, history)
@@ -256,6 +274,32 @@ class RunDir:
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def json_problem(error: Exception) -> str:
+    """What is wrong with a JSON file that could not be read, in a few bounded words."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+    if isinstance(error, UnicodeDecodeError):
+        return f"is not UTF-8 text ({str(error)[:200]})"
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror or str(error)[:200]})"
+    return f"cannot be read ({type(error).__name__}: {str(error)[:200]})"
+
+
+def _history_problem(rows: Any) -> str | None:
+    """Why `rows` is not a run's epoch history (epochs 1, 2, … each naming its checkpoint), or None."""
+    if not isinstance(rows, list):
+        return f"holds a JSON {type(rows).__name__}, not a list"
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            return f"row {index + 1} is a JSON {type(row).__name__}, not an object"
+        if row.get("epoch") != index + 1 or isinstance(row.get("epoch"), bool):
+            return f"row {index + 1} has epoch {str(row.get('epoch'))[:40]!r}; expected {index + 1}"
+        if row.get("checkpoint") != checkpoint_name(index + 1):
+            shown = str(row.get("checkpoint"))[:80]
+            return f"row {index + 1} names checkpoint {shown!r}; expected {checkpoint_name(index + 1)!r}"
+    return None
 
 
 def _os_error(error: BaseException) -> OSError | None:

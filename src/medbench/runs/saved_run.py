@@ -17,22 +17,11 @@ from medbench.architectures.registry import get_architecture
 from medbench.benchmark.spec import ExperimentSpec
 from medbench.data.datasets import get_dataset
 from medbench.errors import ConfigError, MedbenchError
-from medbench.runs.run_dir import CONFIG, RunDir
+from medbench.runs.run_dir import CONFIG, RunDir, json_problem
 
 logger = logging.getLogger(__name__)
 
 CONFIG_EXPECTED = "expected the run's configuration written by medbench"
-
-
-def json_problem(error: Exception) -> str:
-    """What is wrong with a JSON file that could not be read, in a few bounded words."""
-    if isinstance(error, json.JSONDecodeError):
-        return f"is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-    if isinstance(error, UnicodeDecodeError):
-        return f"is not UTF-8 text ({str(error)[:200]})"
-    if isinstance(error, OSError):
-        return f"cannot be read ({error.strerror or str(error)[:200]})"
-    return f"cannot be read ({type(error).__name__}: {str(error)[:200]})"
 
 
 def read_run_config(run_dir: RunDir) -> dict[str, Any]:

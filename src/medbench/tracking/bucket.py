@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from medbench.errors import ConfigError, StorageError
+from medbench.errors import ConfigError, StorageError, shown
 from medbench.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,33 @@ def check_bucket_name(name: str) -> None:
         )
 
 
+MAX_PREFIX_LENGTH = 512
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot be the folder runs are kept under in the bucket, as a phrase; None when it can."""
+    if len(prefix.encode("utf-8", "surrogatepass")) > MAX_PREFIX_LENGTH:
+        return f"is {len(prefix):,} characters long; expected at most {MAX_PREFIX_LENGTH} bytes"
+    if any(ord(char) < 32 or ord(char) == 127 for char in prefix):
+        return "contains a control character (a line break, a tab…); expected printable folder names"
+    for part in prefix.split("/"):
+        if part in ("", ".", ".."):
+            return f"has the folder {part!r}; expected folder names separated by single '/', none '.' or '..'"
+        if "\\" in part:
+            return "contains '\\'; expected folder names separated by '/'"
+    return None
+
+
+def check_prefix(prefix: str) -> None:
+    """Raise ConfigError naming what is wrong with MEDBENCH_GCS_PREFIX (before any network call)."""
+    problem = prefix_problem(prefix) if prefix else None
+    if problem is not None:
+        raise ConfigError(
+            f"MEDBENCH_GCS_PREFIX={shown(prefix)} is not a folder in the bucket: it {problem}; fix it, or unset it "
+            "to keep runs at the bucket's top level"
+        )
+
+
 def make_client(settings: Settings, *, deadline: Deadline | None = None) -> Any:
     """A storage client: anonymous against STORAGE_EMULATOR_HOST, else Google's credentials, found and
     refreshed before `deadline` (and within CREDENTIALS_TIMEOUT_S).
@@ -124,6 +151,7 @@ def make_client(settings: Settings, *, deadline: Deadline | None = None) -> Any:
     if not settings.gcs_bucket:
         raise ConfigError("MEDBENCH_GCS_BUCKET is not set: no bucket to upload runs to or pull them from")
     check_bucket_name(settings.gcs_bucket)
+    check_prefix(settings.gcs_prefix)
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 

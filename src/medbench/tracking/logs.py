@@ -34,6 +34,11 @@ FAILED_LOG = "failed-experiment-log.json"
 LOCK_TIMEOUT_S = 120.0
 
 
+def by_id(entry: dict[str, Any]) -> Any:
+    """The key of the run logs: the run id."""
+    return entry["id"]
+
+
 class ExperimentLog:
     """One JSON log file: a list of entries, each with a unique "id"."""
 
@@ -84,11 +89,15 @@ class ExperimentLog:
             temp.unlink(missing_ok=True)
 
     @contextmanager
-    def editing(self) -> Iterator[list[dict[str, Any]]]:
-        """Hold the lock, yield the entries for changing in place, then write them back atomically."""
+    def editing(self) -> Iterator[list[Any]]:
+        """Hold the lock, yield the items for changing in place, then write them back atomically.
+
+        Items that are not entries (`entry_problem`) are yielded too and written back as they were: one
+        damaged entry neither stops a run's log write nor is lost by it.
+        """
         with self.lock:
             self.remove_stale_temporaries()
-            entries = self.read()
+            entries = self.read_items()
             yield entries
             write_json_atomic(self.path, entries)
 
@@ -98,15 +107,15 @@ class ExperimentLog:
         with self.editing() as entries:
             entries.append(entry)
 
-    def upsert(self, entry: dict[str, Any], key: Callable[[dict[str, Any]], Any] = lambda e: e["id"]) -> None:
+    def upsert(self, entry: dict[str, Any], key: Callable[[dict[str, Any]], Any] = by_id) -> None:
         """Replace the entry with the same key, or append it."""
         with self.editing() as entries:
             wanted = key(entry)
-            entries[:] = [existing for existing in entries if key(existing) != wanted]
+            entries[:] = [existing for existing in entries if keyed(key, existing) != wanted]
             entries.append(entry)
 
     def ids(self) -> set[str]:
-        return {entry["id"] for entry in self.read() if "id" in entry}
+        return {item["id"] for item in self.read_items() if entry_problem(item) is None}
 
 
 def entry_problem(entry: Any) -> str | None:
@@ -116,6 +125,16 @@ def entry_problem(entry: Any) -> str | None:
     if not isinstance(entry.get("id"), str) or not entry["id"]:
         return "has no 'id' (a non-empty string)"
     return None
+
+
+def keyed(key: Callable[[dict[str, Any]], Any], item: Any) -> Any:
+    """`key(item)`, or None for an item that is not an entry (or lacks a key field): it matches nothing."""
+    if entry_problem(item) is not None:
+        return None
+    try:
+        return key(item)
+    except (KeyError, TypeError):
+        return None
 
 
 ENTRY_EXPECTED = "expected an experiment entry written by medbench"
@@ -215,8 +234,8 @@ def log_if_missing(logs_dir: str | Path, entry: dict[str, Any]) -> bool:
     source, target = ExperimentLog(logs_dir / UNVALIDATED_LOG), ExperimentLog(logs_dir / VALIDATED_LOG)
     with source.lock, target.lock:
         source.remove_stale_temporaries()
-        pending = source.read()
-        if any(existing.get("id") == entry["id"] for existing in (*pending, *target.read())):
+        pending = source.read_items()
+        if entry["id"] in {keyed(by_id, item) for item in (*pending, *target.read_items())}:
             return False
         write_json_atomic(source.path, [*pending, entry])
     logger.warning("run %s was completed but missing from the logs: logged now in %s", entry["id"], source.path)
@@ -227,11 +246,15 @@ def repair_logs(models_dir: str | Path, logs_dir: str | Path, *, skipped: list[s
     """Log every completed run under `models_dir` that no log has (`log_if_missing`); returns their ids.
 
     A run whose config.json or result.json cannot be read is reported (in `skipped` when given, and as
-    a warning) and left out; the others are still logged. A log that cannot be read stops it all.
+    a warning) and left out; the others are still logged. A log entry that is not an entry is reported
+    too and kept as it is; a log that cannot be read at all stops it before anything is written.
     """
     from medbench.runs.saved_run import json_problem, scan_runs
 
     problems = [] if skipped is None else skipped
+    for line in scan_entries(logs_dir).problems:
+        logger.warning("skipping %s (left in place)", line)
+        problems.append(f"{line} (left in place)")
     scan = scan_runs(Path(models_dir))
     problems.extend(str(item) for item in scan.damaged)
     logged = []
@@ -266,8 +289,8 @@ def update_entry(logs_dir: str | Path, run_id: str, change: Callable[[dict[str, 
     logs = (ExperimentLog(logs_dir / UNVALIDATED_LOG), ExperimentLog(logs_dir / VALIDATED_LOG))
     with logs[0].lock, logs[1].lock:
         for log in logs:
-            entries = log.read()
-            hits = [entry for entry in entries if entry.get("id") == run_id]
+            entries = log.read_items()
+            hits = [entry for entry in entries if keyed(by_id, entry) == run_id]
             for entry in hits:
                 change(entry)
             if hits:

@@ -14,6 +14,7 @@ from medbench.tracking.logs import (
     UNVALIDATED_LOG,
     VALIDATED_LOG,
     ExperimentLog,
+    keyed,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def merge_logs(sources: Sequence[str | Path], target: str | Path) -> dict[str, i
         if not incoming:
             continue
         with ExperimentLog(target / name).editing() as entries:
-            known = {key(entry) for entry in entries}
+            known = {keyed(key, entry) for entry in entries}
             count = 0
             for entry in incoming:
                 if key(entry) not in known:

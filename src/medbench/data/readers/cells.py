@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medbench.data.readers.label_csv import cut
-from medbench.errors import DatasetError
+from medbench.errors import DatasetError, shown
 
 
 def distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
@@ -116,7 +115,7 @@ def fail_where(
     count = int(mask.sum())
     more = f" ({count} rows have this problem; the first is shown)" if count > 1 else ""
     raise DatasetError(
-        f"value {cut(values.iloc[first])} {problem}{more}",
+        f"value {shown(str(values.iloc[first]))} {problem}{more}",
         file=file,
         row=None if rows is None else int(rows[first]),
         column=column,

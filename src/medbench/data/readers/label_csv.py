@@ -29,19 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medbench.errors import DatasetError
+from medbench.errors import SHOWN, DatasetError, shown
 
 logger = logging.getLogger(__name__)
 
-_SHOWN = 200
 _DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
 _PANDAS_TOO_LONG = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
-def cut(value: object) -> str:
-    """`repr(value)`, cut to a bounded length, so a message never prints a huge cell whole."""
-    text = str(value)
-    return repr(text) if len(text) <= _SHOWN else f"{text[:_SHOWN]!r}… ({len(text):,} characters)"
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -108,7 +101,7 @@ def _file_bytes(path: Path) -> bytes:
                 return archive.read(members[0])
     except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as err:
         raise DatasetError(
-            f"cannot be decompressed as a {suffix} file ({type(err).__name__}: {str(err)[:_SHOWN]}); "
+            f"cannot be decompressed as a {suffix} file ({type(err).__name__}: {str(err)[:SHOWN]}); "
             f"expected a complete {suffix} file (was a download interrupted?)",
             file=path,
         ) from None
@@ -123,7 +116,7 @@ def _parser_error(err: pd.errors.ParserError, path: Path) -> DatasetError:
         width, row, fields = (int(group) for group in match.groups())
         return DatasetError(_too_long(fields, width), file=path, row=row)
     return DatasetError(
-        f"is not a well-formed CSV file ({text[:_SHOWN]}); expected the same number of fields on every row",
+        f"is not a well-formed CSV file ({text[:SHOWN]}); expected the same number of fields on every row",
         file=path,
     )
 
@@ -141,7 +134,7 @@ def _check_unique_names(names: list[str], spellings: list[str], path: Path) -> N
         spelt = ""
         if spellings[first] != spellings[position]:
             spelt = (
-                f", spelt {cut(spellings[first])} and {cut(spellings[position])}: "
+                f", spelt {shown(str(spellings[first]))} and {shown(str(spellings[position]))}: "
                 "names are compared without surrounding whitespace"
             )
         raise DatasetError(
@@ -178,7 +171,7 @@ def _check_field_counts(raw: bytes, records: pd.DataFrame, names: list[str], pat
     if found > width:
         raise DatasetError(_too_long(found, width) + more, file=path, row=first + 1)
     name = names[found]
-    onward = f"column {cut(name)}" if name else f"column {found + 1} (unnamed)"
+    onward = f"column {shown(str(name))}" if name else f"column {found + 1} (unnamed)"
     raise DatasetError(
         f"the row has {found} fields, the header has {width}, so this is not a well-formed CSV file; expected "
         f"every row to have all {width} fields ({onward} onward is missing: was the row cut short?){more}",
@@ -262,7 +255,7 @@ def _drop_unnamed(frame: pd.DataFrame, names: list[str], path: Path) -> pd.DataF
         if filled.any():
             row = int(np.argmax(filled))
             raise DatasetError(
-                f"column {position + 1} has no name in the header but holds {cut(cells.iloc[row])}; expected a "
+                f"column {position + 1} has no name in the header but holds {shown(str(cells.iloc[row]))}; expected a "
                 "header name for every column that holds values (an unnamed column of empty cells, as a "
                 "trailing comma on every line makes, is ignored)",
                 file=path,

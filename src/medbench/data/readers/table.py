@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.data.readers.cells import fail_where
-from medbench.data.readers.label_csv import cut
-from medbench.errors import DatasetError
+from medbench.errors import DatasetError, shown
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 """File suffixes (lower case) that class-per-folder datasets treat as images (and one-hot names resolve to)."""
@@ -117,7 +116,7 @@ def _check_unique(sample_ids: pd.Series, file: Path, column: str, rows: np.ndarr
     first = int(np.argmax((sample_ids == value).to_numpy()))
     count = int(repeated.sum())
     raise DatasetError(
-        f"image {cut(value)} is listed twice (rows {rows[first]} and {rows[later]}); expected each image once"
+        f"image {shown(str(value))} is listed twice (rows {rows[first]} and {rows[later]}); expected each image once"
         + (f" ({count} repeated rows in all)" if count > 1 else ""),
         file=file,
         row=int(rows[later]),
@@ -164,14 +163,14 @@ def _check_images_exist(table: pd.DataFrame, file: Path, column: str, rows: np.n
     ]
     if not missing:
         return
-    shown = ", ".join(f"row {rows[i]} {cut(table['sample_id'].iloc[i])}" for i in missing[:_SHOWN])
+    listed = ", ".join(f"row {rows[i]} {shown(str(table['sample_id'].iloc[i]))}" for i in missing[:_SHOWN])
     total = len(table)
     if len(missing) == total:
         summary = f"none of the {total} listed image files exist under {root}"
     else:
         summary = f"{len(missing)} of {total} listed image files are missing under {root}"
     raise DatasetError(
-        f"{summary} (first {min(len(missing), _SHOWN)}: {shown}); expected every listed image to exist "
+        f"{summary} (first {min(len(missing), _SHOWN)}: {listed}); expected every listed image to exist "
         "(were the images downloaded and unpacked into the dataset folder?)",
         file=file,
         row=int(rows[missing[0]]),
