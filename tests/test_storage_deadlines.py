@@ -60,6 +60,10 @@ class SilentServer:
             except OSError:  # closed by stop()
                 return
             self.connections.append(connection)
+            self.answer(connection)
+
+    def answer(self, connection: socket.socket) -> None:
+        """What the server does with a new connection: nothing at all."""
 
     def stop(self) -> None:
         self.stopped.set()
@@ -67,6 +71,35 @@ class SilentServer:
         self.socket.close()
         for connection in self.connections:
             connection.close()
+
+
+class TricklingServer(SilentServer):
+    """Answers every request with a 200 and a long JSON body sent one byte every 0.2 s: each read succeeds in
+    time, so only a bound on the whole transfer stops a client."""
+
+    def answer(self, connection: socket.socket) -> None:
+        threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        try:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            while not self.stopped.wait(0.2):
+                connection.sendall(b" ")
+        except OSError:
+            return
+
+
+@pytest.fixture
+def trickling() -> Iterator[TricklingServer]:
+    server = TricklingServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -163,6 +196,32 @@ def test_pull_against_a_server_that_never_answers_gives_up_at_the_deadline(
         "(gave up after 3 s: lookup of run 20260102T000000Z-def456: ReadTimeout: "
     )
     assert _files(project.root) == before
+
+
+@pytest.mark.parametrize("command", ["sync", "pull"])
+def test_a_server_that_trickles_its_answer_is_bounded_by_the_deadline(
+    project: Settings, trickling: TricklingServer, command: str
+) -> None:
+    before = _files(project.root)
+    args = ["sync"] if command == "sync" else ["pull", "20260102T000000Z-def456"]
+    done = run_medbench(
+        [*args, "--deadline", "3"],
+        project,
+        timeout=PROCESS_TIMEOUT_S,
+        MEDBENCH_GCS_BUCKET=BUCKET,
+        STORAGE_EMULATOR_HOST=trickling.url,
+    )
+    assert "Traceback" not in done.stderr
+    assert "no complete answer within the 3 s deadline" in done.stderr, done.stderr[-2000:]
+    if command == "sync":
+        assert done.returncode == 1 and f"pending   {RUN_ID}" in done.stdout
+    else:
+        assert done.returncode == 2
+        assert _error_line(done.stderr).startswith(
+            f"medbench: error: could not pull run 20260102T000000Z-def456 from gs://{BUCKET}/runs/: bucket unreachable "
+            "(gave up after 3 s: lookup of run 20260102T000000Z-def456: TimeoutError: no complete answer within the"
+        )
+    assert trickling.connections and _files(project.root) == before
 
 
 def test_a_token_endpoint_that_never_answers_is_bounded_by_the_deadline(

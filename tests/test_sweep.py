@@ -426,6 +426,25 @@ CASES: tuple[Case, ...] = (
         ("train.csv",),
         codes=(1,),
     ),
+    Case(
+        "predict-run-id-in-two-folders",
+        both(
+            copy_image,
+            lambda root: shutil.copytree(
+                root / "models" / EXPERIMENT / RUN_ID, root / "models" / "SmallCNN_copy" / RUN_ID
+            ),
+        ),
+        predict("x.jpg"),
+        (RUN_ID, "two run folders", "SmallCNN_copy"),
+    ),
+    Case(
+        "predict-damaged-local-run-with-a-bucket",
+        both(copy_image, run_file("config.json", "{")),
+        predict("x.jpg"),
+        ("config.json",),
+        env={"MEDBENCH_GCS_BUCKET": "b-runs", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"},
+    ),
+    Case("preprocess-workers-huge", nothing, ("preprocess", B, "--workers", "1000000"), ("workers", "1..256")),
     Case("list-unknown-kind", nothing, ("list", "nope"), ("nope",)),
     Case(
         "batch-name-too-long", nothing, ("exec", "--batch", "b" * 300 + ".yaml", "--dry-run"), ("File name too long",)

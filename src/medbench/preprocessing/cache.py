@@ -32,7 +32,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from medbench.capacity import require_disk
-from medbench.errors import ConfigError, DatasetError, ImageError, StorageError
+from medbench.errors import ConfigError, DatasetError, ImageError, StorageError, shown
 from medbench.preprocessing.manifest import (
     CACHE_FORMAT_VERSION,
     MANIFEST,
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 SHARD_SIZE = 512
+MAX_WORKERS = 256
+"""Preprocessing threads at most: far more than cores help nothing, and each holds an image in memory."""
 KEY_LENGTH = 16
 LOCK = ".lock"
 
@@ -334,7 +336,11 @@ def build_cache(
     of the key. A cache folder that cannot be written when a build is needed is one StorageError.
     """
     sources = _unique(paths)
-    workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS
+    ):
+        raise ConfigError(f"workers {shown(workers)}: expected a whole number of threads in 1..{MAX_WORKERS}")
+    workers = workers or os.cpu_count() or 1
     if shard_size < 1:
         raise ConfigError(f"shard_size {shard_size}: expected a positive number of images per shard")
     root = Path(cache_root)

@@ -161,7 +161,14 @@ def find_runs(models_dir: Path, run_ids: Iterable[str] | None = None) -> list[Sa
     if run_ids is None:
         return scan.runs
     wanted = list(run_ids)
-    by_id = {run.run_id: run for run in scan.runs}
+    by_id: dict[str, SavedRun] = {}
+    for run in scan.runs:
+        other = by_id.setdefault(run.run_id, run)
+        if other is not run and run.run_id in wanted:
+            raise ConfigError(
+                f"run id {run.run_id} is in two run folders, {other.run_dir.path} and {run.run_dir.path}; expected "
+                "each run once (a copied run folder? move one of them out of models/)"
+            )
     damaged = {item.run_dir.run_id: item for item in scan.damaged}
     missing = [run_id for run_id in wanted if run_id not in by_id]
     for run_id in missing:

@@ -195,8 +195,11 @@ def _google_client(settings: Settings, seconds: float, gave_up: str) -> Any:
         raise StorageError(f"{gave_up} ({type(error).__name__}: {str(error)[:200]})") from None
 
 
-def _within(seconds: float, action: Callable[[], T], gave_up: str) -> T:
-    """`action()` in a daemon thread, waited for at most `seconds` (StorageError after); its errors re-raised here."""
+def _within(seconds: float, action: Callable[[], T], gave_up: str, *, silence: Exception | None = None) -> T:
+    """`action()` in a daemon thread, waited for at most `seconds`; its errors re-raised here.
+
+    When it has not finished by then, `silence` is raised (default: a StorageError saying `gave_up`).
+    """
     outcome: list[tuple[bool, Any]] = []
 
     def target() -> None:
@@ -205,11 +208,11 @@ def _within(seconds: float, action: Callable[[], T], gave_up: str) -> T:
         except BaseException as error:  # handed to the waiting thread, which re-raises it
             outcome.append((False, error))
 
-    worker = threading.Thread(target=target, name="medbench-gcs-credentials", daemon=True)
+    worker = threading.Thread(target=target, name=f"medbench-gcs: {gave_up[:60]}", daemon=True)
     worker.start()
     worker.join(seconds + MIN_TIMEOUT_S)
     if not outcome:
-        raise StorageError(f"{gave_up} (no answer from the metadata server or the token endpoint)")
+        raise silence or StorageError(f"{gave_up} (no answer from the metadata server or the token endpoint)")
     succeeded, value = outcome[0]
     if not succeeded:
         raise value
@@ -252,11 +255,22 @@ class Deadline:
         return (min(CONNECT_TIMEOUT_S, left), min(READ_TIMEOUT_S, left))
 
     def call(self, what: str, action: Callable[[tuple[float, float]], T]) -> T:
-        """Run `action(timeout)`, retrying transient errors with exponential backoff until the deadline."""
+        """Run `action(timeout)`, retrying transient errors with exponential backoff until the deadline.
+
+        Each attempt runs in a daemon thread waited for only until the deadline: the timeouts bound each
+        socket operation, and a server that trickles a byte at a time would otherwise stretch one
+        transfer far beyond it. An attempt still running then is left to the daemon thread (uploads are
+        checked by size and MD5 before they count, so a late one does no harm).
+        """
         delay = INITIAL_BACKOFF_S
         while True:
             try:
-                return action(self.timeout())
+                return _within(
+                    max(MIN_TIMEOUT_S, self.remaining()),
+                    functools.partial(action, self.timeout()),
+                    what[:200],
+                    silence=TimeoutError(f"no complete answer within the {self.seconds:g} s deadline"),
+                )
             except Exception as error:
                 if not is_transient(error):
                     raise

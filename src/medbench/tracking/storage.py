@@ -28,7 +28,7 @@ from medbench.atomic import write_bytes_atomic, write_json_atomic
 from medbench.errors import ConfigError, MedbenchError, StorageError
 from medbench.runs.run_dir import CONFIG, RESULT, RunDir
 from medbench.runs.run_id import is_folder_name, is_run_id
-from medbench.runs.saved_run import SavedRun, find_runs, saved_runs
+from medbench.runs.saved_run import SavedRun, find_runs, saved_runs, scan_runs
 from medbench.settings import Settings
 from medbench.tracking.bucket import Deadline, Mismatch, Unreachable, check_deadline, list_objects, make_client
 from medbench.tracking.logs import update_entry
@@ -389,11 +389,13 @@ def _download(blob: Any, root: Path, relative: str, deadline: Deadline) -> None:
 
 def find_or_pull_runs(settings: Settings, run_ids: Iterable[str] | None = None) -> list[SavedRun]:
     """Saved runs under models/ (`medbench.runs.find_runs`); ids not found locally are pulled from the bucket
-    when one is configured, and an unknown id is an error otherwise."""
+    when one is configured, and an unknown id is an error otherwise. A local run folder whose config.json
+    is damaged is reported as such, not pulled over."""
     if run_ids is None:
         return saved_runs(settings.models_dir)
     wanted = list(run_ids)
-    local = {run.run_id for run in saved_runs(settings.models_dir)}
+    scan = scan_runs(settings.models_dir)  # a run folder with a damaged config is local too: named, never pulled over
+    local = {run.run_id for run in scan.runs} | {item.run_dir.run_id for item in scan.damaged}
     if settings.gcs_bucket:
         for run_id in wanted:
             if run_id not in local:
