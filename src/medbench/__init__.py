@@ -54,6 +54,8 @@ _LAZY = {
     "architecture_names": "medbench.architectures.registry",
     "evaluate_predictions": "medbench.metrics.classification",
     "MetricsReport": "medbench.metrics.classification",
+    "evaluate_multiclass": "medbench.metrics.multiclass",
+    "MulticlassReport": "medbench.metrics.multiclass",
     "choose_thresholds": "medbench.metrics.thresholds",
     "compute_class_weights": "medbench.losses.class_weights",
     "make_loss": "medbench.losses.masked_crossentropy",

@@ -258,9 +258,9 @@ def evaluate_predictions(
     per class (shape ``(c,)``). Returns per-class metrics, their macro means over the classes
     where each is defined, and micro metrics pooled over every unmasked entry.
     """
-    names = _check_classes(classes)
-    targets = _as_2d(y_true, "y_true")
-    scores = _as_2d(y_pred, "y_pred")
+    names = check_class_names(classes)
+    targets = as_matrix(y_true, "y_true")
+    scores = as_matrix(y_pred, "y_pred")
     if targets.shape != scores.shape:
         raise MetricInputError(f"y_true has shape {targets.shape} but y_pred has {scores.shape}; expected equal shapes")
     n_samples, n_classes = targets.shape
@@ -272,7 +272,7 @@ def evaluate_predictions(
             f"({', '.join(names)}); expected one name per column"
         )
     _check_targets(targets, names)
-    _check_probabilities(scores, names)
+    check_probabilities(scores, names)
     thresholds = _check_thresholds(threshold, names)
 
     per_class = tuple(
@@ -368,7 +368,8 @@ def _as_1d(values: ArrayLike, what: str) -> np.ndarray:
     return array
 
 
-def _as_2d(values: ArrayLike, what: str) -> np.ndarray:
+def as_matrix(values: ArrayLike, what: str) -> np.ndarray:
+    """`values` as a float (n_samples, n_classes) array; MetricInputError naming `what` otherwise."""
     array = _as_float(values, what)
     if array.ndim != 2:
         raise MetricInputError(
@@ -384,7 +385,8 @@ def _as_float(values: ArrayLike, what: str) -> np.ndarray:
         raise MetricInputError(f"{what} cannot be read as a float array ({exc}); expected numbers") from exc
 
 
-def _check_classes(classes: Sequence[str]) -> tuple[str, ...]:
+def check_class_names(classes: Sequence[str]) -> tuple[str, ...]:
+    """The class names as a tuple: non-empty, unique strings, at least one."""
     if isinstance(classes, str):
         raise MetricInputError(f"classes is the string {classes!r}; expected a sequence of class names")
     names = tuple(classes)
@@ -409,7 +411,8 @@ def _check_targets(targets: np.ndarray, names: Sequence[str]) -> None:
         )
 
 
-def _check_probabilities(scores: np.ndarray, names: Sequence[str]) -> None:
+def check_probabilities(scores: np.ndarray, names: Sequence[str]) -> None:
+    """Every score a probability in [0, 1]; MetricInputError naming the first sample and class otherwise."""
     bad = ~((scores >= 0.0) & (scores <= 1.0))
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
