@@ -313,3 +313,43 @@ def test_an_unfinished_run_with_a_damaged_history_is_not_resumed(
         " ".join(listing.split())
     )
     _assert_unchanged(before, settings.root, written={"logs/failed-experiment-log.json"})
+
+
+def test_merge_logs_merges_the_good_entries_and_names_the_damaged_ones(tmp_path: Path, settings: Settings) -> None:
+    first, second, merged = tmp_path / "shard-0", tmp_path / "shard-1", tmp_path / "merged"
+    for folder in (first, second):
+        folder.mkdir()
+    (first / "unvalidated-experiment-log.json").write_text(json.dumps([_entry("20260101T000000Z-aaaaaa"), 5]))
+    (second / "unvalidated-experiment-log.json").write_text(
+        json.dumps([{"name": "no id"}, _entry("20260102T000000Z-bbbbbb")])
+    )
+    epoch = {"id": "20260101T000000Z-aaaaaa", "name": "SmallCNN_x"}  # no epoch_model
+    (second / "epoch_reevaluation_experiments.json").write_text(json.dumps([epoch]))
+    before = _tree(tmp_path)
+
+    done = run_medbench(["merge-logs", str(first), str(second), "--into", str(merged)], settings)
+    assert done.returncode == 1
+    line = _error_line(done.stderr)
+    assert line.startswith("medbench: error: skipped 3 damaged item(s), the others were merged: ")
+    assert f"{first}/unvalidated-experiment-log.json: entry 2 of 2: is a JSON int, not an object" in line
+    assert f"{second}/unvalidated-experiment-log.json: entry 1 of 2: has no 'id' (a non-empty string)" in line
+    assert f"{second}/epoch_reevaluation_experiments.json: entry 1 of 1: lacks a field its log is keyed by" in line
+    assert line.count("(not merged)") == 3
+    ids = [entry["id"] for entry in json.loads((merged / "unvalidated-experiment-log.json").read_text())]
+    assert ids == ["20260101T000000Z-aaaaaa", "20260102T000000Z-bbbbbb"]
+    _assert_unchanged(before, tmp_path)
+
+
+def test_merge_logs_with_a_source_log_that_is_not_json_writes_nothing(tmp_path: Path, settings: Settings) -> None:
+    first, second, merged = tmp_path / "shard-0", tmp_path / "shard-1", tmp_path / "merged"
+    for folder in (first, second):
+        folder.mkdir()
+    (first / "unvalidated-experiment-log.json").write_text(json.dumps([_entry("20260101T000000Z-aaaaaa")]))
+    (second / "reevaluation_experiments.json").write_text("[{cut")
+
+    done = run_medbench(["merge-logs", str(first), str(second), "--into", str(merged)], settings)
+    assert done.returncode == 2
+    assert _error_line(done.stderr).startswith(
+        f"medbench: error: {second}/reevaluation_experiments.json: not valid JSON"
+    )
+    assert not merged.exists() or not any(merged.iterdir()), "nothing merged before the damaged source was read"

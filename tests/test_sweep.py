@@ -445,6 +445,13 @@ CASES: tuple[Case, ...] = (
         env={"MEDBENCH_GCS_BUCKET": "b-runs", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"},
     ),
     Case("preprocess-workers-huge", nothing, ("preprocess", B, "--workers", "1000000"), ("workers", "1..256")),
+    Case(
+        "merge-logs-entry-not-object",
+        write("shard/unvalidated-experiment-log.json", "[5]"),
+        ("merge-logs", "shard", "--into", "merged"),
+        ("shard/unvalidated-experiment-log.json", "entry 1 of 1", "not merged"),
+        codes=(1,),
+    ),
     Case("list-unknown-kind", nothing, ("list", "nope"), ("nope",)),
     Case(
         "batch-name-too-long", nothing, ("exec", "--batch", "b" * 300 + ".yaml", "--dry-run"), ("File name too long",)

@@ -181,10 +181,11 @@ def cmd_merge_logs(args: argparse.Namespace) -> int:
     missing = [folder for folder in args.sources if not Path(folder).is_dir()]
     if missing:
         raise MedbenchError(f"log folder(s) {missing} do not exist; expected folders holding shard logs")
-    added = merge_logs(args.sources, args.into)
+    skipped: list[str] = []
+    added = merge_logs(args.sources, args.into, skipped=skipped)
     for name, count in added.items():
         print(f"{count:6d} new  {name}")
-    return 0
+    return _report_skipped(skipped, "the others were merged")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
