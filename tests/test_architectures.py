@@ -40,8 +40,26 @@ REQUIRED = {
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
     ),
     "2D.SmallCNN": (64, "unit", None),
+    "2D.MobileNet": (224, "tf", "mobilenet_1_0_224_tf_no_top.h5"),
+    "2D.MobileNetV3Small": (224, "none", "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"),
+    "2D.MobileNetV3Large": (224, "none", "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"),
+    "2D.NASNetMobile": (224, "tf", "nasnet_mobile_no_top.h5"),
+    "2D.NASNetLarge": (331, "tf", "nasnet_large_no_top.h5"),
+    "2D.ConvNeXtTiny": (224, "none", "convnext_tiny_notop.h5"),
+    "2D.ConvNeXtLarge": (224, "none", "convnext_large_notop.h5"),
+    "2D.EfficientNetV2B0": (224, "none", "efficientnetv2-b0_notop.h5"),
+    "2D.EfficientNetV2S": (384, "none", "efficientnetv2-s_notop.h5"),
+    "2D.EfficientNetV2L": (480, "none", "efficientnetv2-l_notop.h5"),
 }
-FAST = {"2D.DenseNet121", "2D.SmallCNN", "2D.MobileNetV2"}
+AUCMEDI_2D_KEYS = (
+    "ResNet50 ResNet101 ResNet152 ResNet50V2 ResNet101V2 ResNet152V2 DenseNet121 DenseNet169 DenseNet201 "
+    + " ".join(f"EfficientNetB{variant}" for variant in range(8))
+    + " InceptionResNetV2 InceptionV3 MobileNet MobileNetV2 NASNetMobile NASNetLarge VGG16 VGG19 Xception"
+    + " ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge"
+).split()
+"""AUCMEDI's 2D keys that Keras builds (all but its own Vanilla network)."""
+KERAS_EXTRAS = ("EfficientNetV2B0", "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2L", "MobileNetV3Small")
+FAST = {"2D.DenseNet121", "2D.SmallCNN", "2D.MobileNetV2", "2D.MobileNetV3Small"}
 # EfficientNetB1-B6 share B0's and B7's builder and differ only in Keras' width/depth factors;
 # building them too would add ~11 s, so the smallest and largest stand for the family.
 SAME_AS_B0_AND_B7 = {f"2D.EfficientNetB{variant}" for variant in range(1, 7)}
@@ -91,7 +109,20 @@ def test_every_entry_is_consistent() -> None:
         assert info.standardize in STANDARDIZE_MODES
         assert info.min_input_size <= min(info.input_size)
         if info.weights_file is not None:
-            assert info.weights_url is not None and info.weights_url.endswith("/" + info.weights_file)
+            renamed = key.startswith("2D.NASNet")  # Keras caches NASNet-mobile-no-top.h5 as nasnet_mobile_no_top.h5
+            assert info.weights_url is not None and (renamed or info.weights_url.endswith("/" + info.weights_file))
+
+
+def test_every_aucmedi_2d_key_keras_builds_is_registered_with_the_keras_extras() -> None:
+    missing = [name for name in (*AUCMEDI_2D_KEYS, *KERAS_EXTRAS) if f"2D.{name}" not in ARCHITECTURES]
+    assert missing == []
+
+
+def test_nasnet_message_names_the_download_and_the_name_to_save_it_as(tmp_path: Path, no_download: None) -> None:
+    with pytest.raises(WeightsNotFoundError) as error:
+        SimpleBaseArchitecture("2D.NASNetMobile", 2, weights="imagenet", weights_dir=tmp_path)
+    message = str(error.value)
+    assert "nasnet/NASNet-mobile-no-top.h5 (save it as nasnet_mobile_no_top.h5)" in message
 
 
 @pytest.mark.parametrize("alias", ["2D.DenseNet121", "densenet121", "DENSENET121", "2d.densenet121", " DenseNet121 "])
@@ -128,6 +159,35 @@ def test_every_entry_builds_at_small_size(key: str) -> None:
     assert model.input_shape == (None, size, size, 3)
     output = model(_images(2, size), training=False)
     assert tuple(output.shape) == (2, 5)
+    assert model.get_layer("backbone").count_params() == info.parameters, "the listed parameter count"
+
+
+def test_list_architectures_shows_each_entry_and_which_imagenet_files_are_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medbench.cli import main
+
+    (tmp_path / "convnext_tiny_notop.h5").write_bytes(b"")
+    monkeypatch.setenv("MEDBENCH_ROOT", str(tmp_path))
+    monkeypatch.setenv("MEDBENCH_WEIGHTS_DIR", str(tmp_path))
+    assert main(["list", "architectures"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["key", "dim", "input", "standardize", "parameters", "ImageNet", "file"]
+    by_key = {row.split()[0]: row.split() for row in rows}
+    assert list(by_key) == list(ARCHITECTURES)
+    assert by_key["2D.ConvNeXtTiny"] == [
+        "2D.ConvNeXtTiny",
+        "2D",
+        "224×224×3",
+        "none",
+        "27.8",
+        "M",
+        "present",
+        "(convnext_tiny_notop.h5)",
+    ]
+    assert by_key["2D.NASNetLarge"][2:6] == ["331×331×3", "tf", "84.9", "M"]
+    assert by_key["2D.NASNetLarge"][6:] == ["missing", "(nasnet_large_no_top.h5)"]
+    assert by_key["2D.SmallCNN"][6:] == ["none", "(trained", "from", "scratch)"]
 
 
 def test_efficientnet_family_uses_the_matching_keras_model() -> None:
@@ -302,6 +362,24 @@ def test_efficientnet_imagenet_matches_keras(tmp_path: Path, monkeypatch: pytest
     assert np.abs(expected_stem).max() > 0.5
     np.testing.assert_allclose(stem(ours), expected_stem, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ours(images).numpy(), reference(images).numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_efficientnet_v2_imagenet_matches_keras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = get_architecture("EfficientNetV2B0")
+    source = keras.applications.EfficientNetV2B0(include_top=False, weights=None, input_shape=(32, 32, 3))
+    for index, weight in enumerate(source.weights):  # positive, so that every BatchNorm variance stays valid
+        weight.assign(np.random.default_rng(index).uniform(0.02, 0.08, weight.shape).astype(weight.dtype))
+    path = tmp_path / info.weights_file
+    _save_like_keras_applications(source, path)
+
+    monkeypatch.setattr(file_utils, "get_file", lambda fname, *args, **kwargs: str(tmp_path / fname))
+    reference = keras.applications.EfficientNetV2B0(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
+    ours = info.builder((32, 32, 3), weights=path, imagenet=True)
+    assert ours.name == "backbone"
+    images = np.random.default_rng(3).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(ours(images).numpy(), reference(images).numpy(), rtol=1e-4, atol=1e-5)
+    assert np.isfinite(reference(images).numpy()).all() and np.abs(reference(images).numpy()).max() > 1e-3
 
 
 def test_weights_from_path(tmp_path: Path) -> None:

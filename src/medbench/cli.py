@@ -248,10 +248,9 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "architectures":
-        from medbench.architectures.registry import architecture_names
-
-        names = architecture_names()
-    elif args.what == "datasets":
+        print(_architecture_table(_settings().weights_dir))
+        return 0
+    if args.what == "datasets":
         from medbench.data.datasets import dataset_names
 
         names = dataset_names()
@@ -261,6 +260,26 @@ def cmd_list(args: argparse.Namespace) -> int:
         names = tuple(PREDEFINED)
     print("\n".join(names))
     return 0
+
+
+def _architecture_table(weights_dir: Path) -> str:
+    """Every registered architecture: key, dimension, default input, standardize mode, backbone weights and
+    whether its ImageNet file is in the weights folder (no TensorFlow is imported)."""
+    from medbench.architectures.registry import ARCHITECTURES
+    from medbench.architectures.weights import expected_weights_path
+
+    rows = [("key", "dim", "input", "standardize", "parameters", "ImageNet file")]
+    for key, info in ARCHITECTURES.items():
+        if info.weights_file is None:
+            imagenet = "none (trained from scratch)"
+        else:
+            path = expected_weights_path(info, weights_dir)
+            imagenet = f"{'present' if path.is_file() else 'missing'} ({info.weights_file})"
+        shape = "×".join(str(side) for side in info.input_shape)
+        parameters = f"{info.parameters / 1e6:.1f} M" if info.parameters is not None else "?"
+        rows.append((key, key.partition(".")[0], shape, info.standardize, parameters, imagenet))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:

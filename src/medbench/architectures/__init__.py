@@ -1,16 +1,27 @@
 """Backbones and the classification head: the registry, its families, SimpleBaseArchitecture, weights.
 
 Modules: `info` (ArchitectureInfo, the registry's record, and the standardize modes), `registry`
-(lookup and registration), one module per family that registers itself when imported (`densenet`,
-`resnet`, `inception`, `efficientnet`, `mobilenet`, `vgg`, `small_cnn`), `keras_application` (their
-shared Keras builder), `head` (the classifier head), `base` (SimpleBaseArchitecture) and `weights`
-(local-only pretrained weights). Importing this package registers every family without importing
-TensorFlow; `SimpleBaseArchitecture` and `classifier_head` load Keras on first use.
+(lookup and registration), one module per family that registers itself when imported (`convnext`,
+`densenet`, `resnet`, `inception`, `efficientnet`, `mobilenet`, `nasnet`, `vgg`, `small_cnn`),
+`keras_application` (their shared Keras builder), `head` (the classifier head), `base`
+(SimpleBaseArchitecture) and `weights` (local-only pretrained weights). Importing this package
+registers every family without importing TensorFlow; `SimpleBaseArchitecture` and `classifier_head`
+load Keras on first use.
 """
 
 from typing import Any
 
-from medbench.architectures import densenet, efficientnet, inception, mobilenet, resnet, small_cnn, vgg  # noqa: F401
+from medbench.architectures import (  # noqa: F401
+    convnext,
+    densenet,
+    efficientnet,
+    inception,
+    mobilenet,
+    nasnet,
+    resnet,
+    small_cnn,
+    vgg,
+)
 from medbench.architectures.info import ArchitectureInfo
 from medbench.architectures.registry import ARCHITECTURES, architecture_names, get_architecture, register_architecture
 

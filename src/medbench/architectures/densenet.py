@@ -5,6 +5,8 @@ from __future__ import annotations
 from medbench.architectures.keras_application import keras_application
 from medbench.architectures.registry import register_architecture
 
+PARAMETERS = {"DenseNet121": 7_037_504, "DenseNet169": 12_642_880, "DenseNet201": 18_321_984}
+
 for _depth in (121, 169, 201):
     register_architecture(
         keras_application(
@@ -12,5 +14,6 @@ for _depth in (121, 169, 201):
             weights_file=f"densenet{_depth}_weights_tf_dim_ordering_tf_kernels_notop.h5",
             url_folder="densenet",
             standardize="torch",
+            parameters=PARAMETERS[f"DenseNet{_depth}"],
         )
     )

@@ -76,6 +76,8 @@ class ArchitectureInfo:
         weights_file: file name of Keras' ImageNet "notop" weights, None if there are none.
         min_input_size: smallest height/width the architecture accepts.
         weights_url: where Keras downloads `weights_file` from (named in error messages only).
+        parameters: weights of the headless backbone (the same at every input size), for listings;
+            `tests/test_architectures.py` checks it against the built model.
     """
 
     key: str
@@ -85,6 +87,7 @@ class ArchitectureInfo:
     weights_file: str | None = None
     min_input_size: int = 32
     weights_url: str | None = None
+    parameters: int | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.standardize)

@@ -57,8 +57,14 @@ def keras_application(
     standardize: str,
     input_size: int = 224,
     min_input_size: int = 32,
+    url_file: str | None = None,
+    parameters: int | None = None,
 ) -> ArchitectureInfo:
-    """The registry entry "2D.<name>" for `keras.applications.<name>`."""
+    """The registry entry "2D.<name>" for `keras.applications.<name>`.
+
+    `weights_file` is the name Keras caches the file under in ``~/.keras/models/``; `url_file` the
+    name it is downloaded by, where the two differ (NASNet).
+    """
     return ArchitectureInfo(
         key=DIMENSION_PREFIX + name,
         builder=KerasApplication(name),
@@ -66,5 +72,6 @@ def keras_application(
         standardize=standardize,
         weights_file=weights_file,
         min_input_size=min_input_size,
-        weights_url=f"{KERAS_BASE_URL}{url_folder}/{weights_file}",
+        weights_url=f"{KERAS_BASE_URL}{url_folder}/{url_file or weights_file}",
+        parameters=parameters,
     )

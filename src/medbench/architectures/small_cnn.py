@@ -92,5 +92,6 @@ register_architecture(
         standardize="unit",
         weights_file=None,
         min_input_size=MIN_INPUT_SIZE,
+        parameters=98_160,
     )
 )

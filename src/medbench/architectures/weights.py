@@ -56,8 +56,9 @@ def _missing_imagenet_message(info: ArchitectureInfo, path: Path) -> str:
         f"{WEIGHTS_DIR_ENV} at the folder that holds it.",
     ]
     if info.weights_url:
+        saved_as = "" if info.weights_url.endswith("/" + path.name) else f" (save it as {path.name})"
         lines.append(
-            f"On a machine with network, fetch it from {info.weights_url} or run "
+            f"On a machine with network, fetch it from {info.weights_url}{saved_as} or run "
             f"keras.applications.{info.name}(include_top=False, weights='imagenet'), "
             "which stores it in ~/.keras/models/."
         )
