@@ -1,4 +1,5 @@
-"""Image files: decode any common PNG/JPEG flavour to 8-bit RGB, and find every broken file at once."""
+"""Image files: decode any common PNG/JPEG flavour or a DICOM image to 8-bit RGB, and find every broken file
+at once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from medbench.data.dicom import DicomImageError, is_dicom, read_dicom_image
 from medbench.errors import ImageError
 
 logger = logging.getLogger(__name__)
@@ -168,11 +170,19 @@ def _decoded(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
         raise _UnreadableImageError(
             f"file is {size / 2**30:.1f} GiB; expected an image file of at most {MAX_IMAGE_BYTES / 2**30:g} GiB"
         )
+    if is_dicom(path):
+        try:
+            pixels = read_dicom_image(path, MAX_IMAGE_PIXELS)
+        except DicomImageError as err:
+            raise _UnreadableImageError(str(err)) from None
+        with Image.fromarray(pixels, "RGB" if pixels.ndim == 3 else "L") as image:
+            yield image
+        return
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
         raise _UnreadableImageError(
-            "is not an image Pillow can read; expected a PNG, JPEG or other image file"
+            "is not an image Pillow can read; expected a PNG, JPEG, DICOM or other image file"
         ) from None
     except Image.DecompressionBombError as err:
         pixels = re.search(r"\((\d+) pixels\)", str(err))
@@ -293,4 +303,4 @@ def unreadable_images_error(problems: Sequence[tuple[str, str]], *, shown: int =
     """One error listing every unreadable image (the first `shown` by name) with its reason."""
     listing = "\n".join(f"  {path}: {reason}" for path, reason in problems[:shown])
     more = f"\n  … and {len(problems) - shown} more" if len(problems) > shown else ""
-    return ImageError(f"{len(problems)} image(s) cannot be read as PNG/JPEG:\n{listing}{more}")
+    return ImageError(f"{len(problems)} image(s) cannot be read as images:\n{listing}{more}")
