@@ -168,7 +168,10 @@ def test_spec_defaults_and_immutability() -> None:
     [
         ({"name": "CheXpert"}, "lowercase letters, digits and single hyphens"),
         ({"name": "a--b"}, "lowercase letters"),
-        ({"format": "dicom"}, "format 'dicom' is unknown; expected one of chexpert, chestxray14, onehot, csv, folder"),
+        (
+            {"format": "nifti"},
+            "format 'nifti' is unknown; expected one of chexpert, chestxray14, onehot, csv, folder, dicom",
+        ),
         ({"classes": ()}, "classes must be a non-empty"),
         ({"classes": ("a", "a")}, r"duplicates: \['a'\]"),
         ({"label_sets": {1: ("a",)}}, r"must include the full set \(2 classes\)"),

@@ -28,6 +28,7 @@ from medbench.data.readers import (
     read_chestxray14_csv,
     read_chexpert_csv,
     read_class_folders,
+    read_dicom_csv,
     read_generic_csv,
     read_onehot_csv,
 )
@@ -136,6 +137,18 @@ def _csv_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> p
     )
 
 
+def _dicom_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One label file over the DICOM files under ``spec.image_dir``, keyed by ``spec.path_column``."""
+    return read_dicom_csv(
+        root / name,
+        root / str(spec.image_dir),
+        str(spec.path_column),
+        spec.classes,
+        dataset_root=root,
+        check_images=check_images,
+    )
+
+
 def _folder_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
     """One folder of class subfolders (`check_images` is moot: the images are what is listed)."""
     return read_class_folders(
@@ -168,6 +181,7 @@ FORMATS: Mapping[str, DatasetFormat] = {
         DatasetFormat("onehot", partial(_load_parts, _onehot_part), required=("image_dir",)),
         DatasetFormat("csv", partial(_load_parts, _csv_part), required=("path_column",)),
         DatasetFormat("folder", partial(_load_parts, _folder_part)),
+        DatasetFormat("dicom", partial(_load_parts, _dicom_part), required=("image_dir", "path_column")),
     )
 }
 """Label-file formats a `DatasetSpec` can declare, by name."""
@@ -186,7 +200,8 @@ class DatasetSpec:
 
     Attributes:
         name: Registry key: lowercase letters, digits and single hyphens (``"chexpert-dev"``).
-        format: One of `FORMATS` (``"chexpert"``, ``"chestxray14"``, ``"onehot"``, ``"csv"``, ``"folder"``).
+        format: One of `FORMATS` (``"chexpert"``, ``"chestxray14"``, ``"onehot"``, ``"csv"``, ``"folder"``,
+            ``"dicom"``).
         root: Dataset folder, relative to the data directory or absolute.
         train: Training label file relative to `root` (for ``"folder"``: the training subfolder).
         test: The official test labels relative to `root`, or None when the test set is split from
@@ -195,8 +210,9 @@ class DatasetSpec:
         classes: Class names in the dataset's canonical order (the order of the label columns).
         label_sets: Class subsets by size n (``{5: (...), 12: (...), 14: (...)}``); must include
             ``len(classes)``. Empty means only the full set.
-        image_dir: Folder of the images, relative to `root` (``"chestxray14"`` and ``"onehot"``).
-        path_column: Column naming the image (``"csv"``; ``"onehot"`` defaults to ``"image"``).
+        image_dir: Folder of the images, relative to `root` (``"chestxray14"``, ``"onehot"``, ``"dicom"``).
+        path_column: Column naming the image (``"csv"``; ``"onehot"`` defaults to ``"image"``; ``"dicom"``:
+            a file path below `image_dir`, or ``"SOPInstanceUID"`` to key rows by that UID).
         patient_column: Column holding the patient id (``"onehot"``, ``"csv"``), if any.
         patient_pattern: Regular expression searched in each sample id whose first group (or whole
             match) is the patient id (``"onehot"``, ``"csv"``, ``"folder"``), e.g. ``r"(\\d+)_\\d+\\.png$"``.

@@ -6,15 +6,17 @@ by one float64 column per class holding the raw labels 1.0 (positive), 0.0 (nega
 (uncertain) or NaN (not mentioned). Readers validate as they read and raise `DatasetError`s that
 name the file, the row (1-based, header = row 1), the column and what was expected.
 
-Modules: `chexpert`, `chestxray14` (also NIH's official train/test lists), `onehot`, `generic_csv`
-and `class_folders`, one per format; `label_csv` (reading a CSV: each header name once, every row as
-long as the header), `cells` (column and cell checks) and `table` (patient ids, table assembly,
-duplicate and missing-image checks) hold what they share.
+Modules: `chexpert`, `chestxray14` (also NIH's official train/test lists), `onehot`, `generic_csv`,
+`class_folders` and `dicom_csv` (DICOM files, patient and view from their headers), one per format;
+`label_csv` (reading a CSV: each header name once, every row as long as the header), `cells` (column
+and cell checks) and `table` (patient ids, table assembly, duplicate and missing-image checks) hold
+what they share.
 """
 
 from medbench.data.readers.chestxray14 import CHESTXRAY14_CLASSES, CHESTXRAY14_COLUMNS, read_chestxray14_csv
 from medbench.data.readers.chexpert import CHEXPERT_CLASSES, CHEXPERT_METADATA_COLUMNS, read_chexpert_csv
 from medbench.data.readers.class_folders import read_class_folders
+from medbench.data.readers.dicom_csv import read_dicom_csv
 from medbench.data.readers.generic_csv import read_generic_csv
 from medbench.data.readers.onehot import read_onehot_csv
 from medbench.data.readers.table import IMAGE_EXTENSIONS
@@ -28,6 +30,7 @@ __all__ = [
     "read_chestxray14_csv",
     "read_chexpert_csv",
     "read_class_folders",
+    "read_dicom_csv",
     "read_generic_csv",
     "read_onehot_csv",
 ]
