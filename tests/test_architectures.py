@@ -259,7 +259,14 @@ def test_head_fcl_block() -> None:
 def test_head_metadata_input() -> None:
     model = SimpleBaseArchitecture("SmallCNN", 4, input_shape=(32, 32), n_metadata=6, fcl=True)
     assert [tensor.name for tensor in model.inputs] == ["image", "metadata"]
-    assert model.get_layer("metadata_dense").units == 32
+    concat = model.get_layer("head_concat")
+    assert [tuple(tensor.shape) for tensor in concat.input] == [(None, 512), (None, 6)], "raw metadata joins"
+    assert [model.get_layer(f"metadata_dense_{i}").units for i in (1, 2)] == [512, 256]
+    assert [model.get_layer(f"metadata_dropout_{i}").rate for i in (1, 2)] == [0.3, 0.3]
+    layer_names = [layer.name for layer in model.layers]
+    order = ["head_dense", "head_dropout", "head_concat", "metadata_dense_1", "metadata_dropout_1"]
+    order += ["metadata_dense_2", "metadata_dropout_2", "logits", "predictions"]
+    assert [name for name in layer_names if name in order] == order, "the seed's Classifier table, in order"
     images, metadata = _images(3, 32), np.random.default_rng(2).normal(size=(3, 6)).astype("float32")
     by_position = model([images, metadata]).numpy()
     by_name = model({"image": images, "metadata": metadata}).numpy()
@@ -270,6 +277,7 @@ def test_head_metadata_input() -> None:
 def test_head_on_vector_features_and_bad_options() -> None:
     features = keras.Input(shape=(10,))
     assert classifier_head(features, 2).shape == (None, 2)
+    assert classifier_head(keras.Input(shape=(4, 4, 4, 8)), 3).shape == (None, 3), "3D feature maps are pooled"
     with pytest.raises(ConfigError, match="activation"):
         classifier_head(features, 2, activation="tanh")
     with pytest.raises(ConfigError, match="n_classes"):

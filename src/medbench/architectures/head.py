@@ -1,8 +1,10 @@
-"""Classifier head: backbone features (+ optional metadata) → class probabilities.
+"""Classifier head: backbone features (+ optional metadata) → class probabilities, as AUCMEDI's `Classifier`.
 
-GlobalAveragePooling2D → optional Dense(512, relu) + Dropout → optional concatenation with a
-metadata block (Dense(32, relu)) → Dense(n_classes) → activation, as AUCMEDI's `Classifier`.
-The output is float32 even under a mixed-precision policy, so losses and metrics stay exact.
+GlobalAveragePooling (2D or 3D) → optional Dense(512, relu) + Dropout(0.3) → optional metadata:
+Concatenate → Dense(512, relu) → Dropout(0.3) → Dense(256, relu) → Dropout(0.3) → Dense(n_classes) →
+activation. AUCMEDI's optional Dense(512) has no activation, so it and the output layer compose to one
+linear map; medbench gives it a ReLU, which is what a hidden layer is for. The output is float32 even
+under a mixed-precision policy, so losses and metrics stay exact.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from keras import layers
 from medbench.errors import ConfigError
 
 FCL_UNITS = 512
-METADATA_UNITS = 32
+METADATA_UNITS = (512, 256)
+"""The dense layers after the image features and the metadata are concatenated (each with Dropout)."""
 ACTIVATIONS = ("sigmoid", "softmax", "linear")
 
 
@@ -34,8 +37,8 @@ def classifier_head(
         activation: "sigmoid" (multi-label), "softmax" (one class per image) or "linear" (logits).
         fcl: add Dense(512, relu) + Dropout(dropout) before the output layer.
         dropout: dropout rate of the fully connected block, in [0, 1).
-        metadata: a (batch, n) tensor (e.g. the metadata `keras.Input`), passed through
-            Dense(32, relu) and concatenated with the image features.
+        metadata: a (batch, n) tensor (e.g. the metadata `keras.Input`), concatenated with the image
+            features and passed through Dense(512, relu), Dropout, Dense(256, relu), Dropout.
     """
     if n_classes < 1:
         raise ConfigError(f"n_classes {n_classes}: expected at least 1 output class")
@@ -46,17 +49,22 @@ def classifier_head(
     rank = len(features.shape)
     if rank == 4:
         x = layers.GlobalAveragePooling2D(name="head_pool")(features)
+    elif rank == 5:
+        x = layers.GlobalAveragePooling3D(name="head_pool")(features)
     elif rank == 2:
         x = features
     else:
         raise ConfigError(
-            f"backbone features of shape {tuple(features.shape)}: expected (batch, h, w, c) or (batch, c)"
+            f"backbone features of shape {tuple(features.shape)}: expected (batch, h, w, c), (batch, d, h, w, c) "
+            "or (batch, c)"
         )
     if fcl:
         x = layers.Dense(FCL_UNITS, activation="relu", name="head_dense")(x)
         x = layers.Dropout(dropout, name="head_dropout")(x)
     if metadata is not None:
-        meta = layers.Dense(METADATA_UNITS, activation="relu", name="metadata_dense")(metadata)
-        x = layers.Concatenate(name="head_concat")([x, meta])
+        x = layers.Concatenate(name="head_concat")([x, metadata])
+        for index, units in enumerate(METADATA_UNITS, start=1):
+            x = layers.Dense(units, activation="relu", name=f"metadata_dense_{index}")(x)
+            x = layers.Dropout(dropout, name=f"metadata_dropout_{index}")(x)
     x = layers.Dense(n_classes, name="logits")(x)
     return layers.Activation(activation, dtype="float32", name="predictions")(x)
