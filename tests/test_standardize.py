@@ -54,6 +54,18 @@ def test_zscore_flat_image_is_zero_not_nan() -> None:
     np.testing.assert_array_equal(result, 0.0)
 
 
+@pytest.mark.parametrize(("mode", "top"), [("minmax", 1.0), ("grayscale", 255.0)])
+def test_minmax_and_grayscale_map_each_image_range(images: np.ndarray, mode: str, top: float) -> None:
+    images[1] = images[1] * 0.1 + 100.0
+    images[2] = 37.0  # flat
+    result = standardize(images, mode).numpy()
+    for original, out in zip(images[:2], result[:2]):
+        expected = (original - original.min()) / (original.max() - original.min()) * top
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4 * top)
+        assert out.min() == pytest.approx(0.0, abs=1e-6) and out.max() == pytest.approx(top, rel=1e-6)
+    np.testing.assert_array_equal(result[2], 0.0)
+
+
 def test_uint8_input_returns_float32() -> None:
     pixels = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
     result = standardize(pixels, "tf")
@@ -84,12 +96,12 @@ def test_channel_specific_modes_need_rgb(mode: str) -> None:
         standardize(gray, mode)
 
 
-@pytest.mark.parametrize("mode", ["tf", "unit", "zscore", "none"])
+@pytest.mark.parametrize("mode", ["tf", "unit", "zscore", "minmax", "grayscale", "none"])
 def test_generic_modes_accept_any_channel_count(mode: str) -> None:
     gray = np.random.default_rng(1).uniform(0, 255, size=(2, 8, 8, 1)).astype(np.float32)
     assert standardize(gray, mode).shape == gray.shape
 
 
 def test_mode_names() -> None:
-    assert standardize_modes() == ("torch", "tf", "caffe", "unit", "zscore", "none")
+    assert standardize_modes() == ("torch", "tf", "caffe", "unit", "zscore", "minmax", "grayscale", "none")
     assert check_mode("torch") == "torch"

@@ -29,6 +29,8 @@ STANDARDIZE_MODES: Mapping[str, str] = MappingProxyType(
         "caffe": "RGB to BGR, minus the ImageNet BGR mean, no scaling (ResNet, VGG)",
         "unit": "x/255, i.e. [0, 1] (models trained from scratch)",
         "zscore": "per image: minus its mean, divided by its std (eps-safe for flat images)",
+        "minmax": "per image: its range mapped onto [0, 1] (a flat image is 0)",
+        "grayscale": "per image: its range mapped onto [0, 255] (a flat image is 0)",
         "none": "identity (models that rescale internally, e.g. Keras EfficientNet)",
     }
 )

@@ -5,7 +5,7 @@ Every SimpleBaseArchitecture begins with a `Standardization` layer built from it
 of the bytes of float32, standardized on the device for free) and a saved `model.keras` takes uint8
 images directly. Grayscale images are expanded to the backbone's three channels in the same layer.
 The modes follow `keras.applications.imagenet_utils.preprocess_input` ("torch", "tf", "caffe") plus
-three generic ones for models trained from scratch.
+generic ones for models trained from scratch, AUCMEDI's per-image "minmax" and "grayscale" among them.
 
 Models saved before standardization moved into the graph take standardized float32 images;
 `load_run_model` wraps such a model in the same layer, so every saved run takes uint8 images.
@@ -31,6 +31,10 @@ IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 ZSCORE_EPSILON = 1e-7
+PER_IMAGE_RANGE = {"minmax": 1.0, "grayscale": 255.0}
+"""The modes that map each image's own [min, max] onto [0, top] (AUCMEDI's "minmax" and "grayscale")."""
+PER_IMAGE_MODES = frozenset({"zscore", *PER_IMAGE_RANGE})
+"""Modes whose output depends on the whole image, so no per-gray-level lookup table can compute them."""
 LAYER_NAME = "standardize"
 MODEL_EXPECTED = (
     "expected a .keras model as medbench saves it (was a copy or download interrupted? re-run the experiment "
@@ -63,16 +67,20 @@ def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
     if mode == "zscore":
         mean, variance = tf.nn.moments(x, axes=[-3, -2, -1], keepdims=True)
         return (x - mean) / tf.maximum(tf.sqrt(variance), ZSCORE_EPSILON)
+    if mode in PER_IMAGE_RANGE:
+        low = tf.reduce_min(x, axis=[-3, -2, -1], keepdims=True)
+        span = tf.reduce_max(x, axis=[-3, -2, -1], keepdims=True) - low
+        return tf.math.divide_no_nan(x - low, span) * PER_IMAGE_RANGE[mode]
     return x
 
 
 def gray_lookup(mode: str) -> np.ndarray | None:
-    """A (256, 3) float32 table: `standardize` of every 8-bit gray level replicated to RGB ("zscore": None).
+    """A (256, 3) float32 table: `standardize` of every 8-bit gray level replicated to RGB (per-image modes: None).
 
     Gathering a uint8 gray batch through it is the cast, the replication and the standardization in one
     memory pass, with exactly the values `standardize` gives (the table is computed eagerly).
     """
-    if check_mode(mode) == "zscore":
+    if check_mode(mode) in PER_IMAGE_MODES:
         return None
     levels = np.repeat(np.arange(256, dtype=np.float32)[:, np.newaxis], 3, axis=1)
     with tf.init_scope():
