@@ -119,7 +119,7 @@ class _MaskedCrossentropy(keras.losses.Loss):
                 divisor = ops.sum(ops.cast(mask, self.dtype))
             else:
                 divisor = ops.sum(weights)
-            return _scale_for_distribution(ops.divide_no_nan(total, divisor))
+            return scale_for_distribution(ops.divide_no_nan(total, divisor))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -252,7 +252,7 @@ def _check_weights(weights: ArrayLike, what: str) -> np.ndarray:
     return values
 
 
-def _scale_for_distribution(loss: Any) -> Any:
+def scale_for_distribution(loss: Any) -> Any:
     """Divide by the replica count under ``tf.distribute``, whose gradients are summed over replicas."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     if replicas > 1:
