@@ -55,11 +55,11 @@ AUCMEDI_2D_KEYS = (
     "ResNet50 ResNet101 ResNet152 ResNet50V2 ResNet101V2 ResNet152V2 DenseNet121 DenseNet169 DenseNet201 "
     + " ".join(f"EfficientNetB{variant}" for variant in range(8))
     + " InceptionResNetV2 InceptionV3 MobileNet MobileNetV2 NASNetMobile NASNetLarge VGG16 VGG19 Xception"
-    + " ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge"
+    + " ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge Vanilla"
 ).split()
-"""AUCMEDI's 2D keys that Keras builds (all but its own Vanilla network)."""
+"""AUCMEDI's 2D keys: every one Keras builds, and its own Vanilla network."""
 KERAS_EXTRAS = ("EfficientNetV2B0", "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2L", "MobileNetV3Small")
-FAST = {"2D.DenseNet121", "2D.SmallCNN", "2D.MobileNetV2", "2D.MobileNetV3Small"}
+FAST = {"2D.DenseNet121", "2D.SmallCNN", "2D.Vanilla", "2D.MobileNetV2", "2D.MobileNetV3Small"}
 # EfficientNetB1-B6 share B0's and B7's builder and differ only in Keras' width/depth factors;
 # building them too would add ~11 s, so the smallest and largest stand for the family.
 SAME_AS_B0_AND_B7 = {f"2D.EfficientNetB{variant}" for variant in range(1, 7)}
@@ -213,6 +213,21 @@ def test_small_cnn_default_input_and_grayscale() -> None:
     assert model.input_shape == (None, 64, 64, 3)
     gray = SimpleBaseArchitecture("SmallCNN", 2, input_shape=(48, 48, 1))
     assert tuple(gray(_images(3, 48, channels=1)).shape) == (3, 2)
+
+
+def test_vanilla_is_aucmedis_four_conv_relu_blocks_with_zscore_input() -> None:
+    info = get_architecture("2D.Vanilla")
+    assert (info.standardize, info.input_size, info.weights_file) == ("zscore", (224, 224), None)
+    backbone = info.builder((32, 32, 3))
+    convolutions = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.filters for layer in convolutions] == [32, 64, 128, 256]
+    assert all(layer.use_bias and layer.kernel_size == (3, 3) for layer in convolutions)
+    assert not [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert backbone.output.shape[1:] == (2, 2, 256)
+    with pytest.raises(ConfigError, match="'2D.Vanilla' has no ImageNet weights"):
+        SimpleBaseArchitecture("2D.Vanilla", 2, input_shape=(32, 32), weights="imagenet")
+    with pytest.raises(ConfigError, match="Vanilla has no ImageNet weights"):
+        info.builder((32, 32, 3), weights="imagenet")
 
 
 def test_small_cnn_rejects_imagenet(tmp_path: Path) -> None:
