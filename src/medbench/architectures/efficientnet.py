@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from medbench.architectures.info import BACKBONE_NAME, DIMENSION_PREFIX, ArchitectureInfo
 from medbench.architectures.keras_application import KERAS_BASE_URL, KerasApplication
 from medbench.architectures.registry import register_architecture
-from medbench.architectures.weights import load_weights_file
 
 if TYPE_CHECKING:
     import keras
@@ -92,21 +91,11 @@ class KerasEfficientNetV2(KerasApplication):
     """Keras EfficientNetV2, whose `name` argument selects the variant's blocks: built under its own name,
     then wrapped as the backbone model (the same layers, under medbench's backbone name)."""
 
-    def __call__(
-        self,
-        input_shape: tuple[int | None, int | None, int],
-        *,
-        weights: Path | None = None,
-        imagenet: bool = False,
-        name: str = BACKBONE_NAME,
-    ) -> keras.Model:
+    def build(self, input_shape: tuple[int | None, int | None, int], name: str) -> keras.Model:
         import keras
 
         built = self.factory(include_top=False, weights=None, input_shape=input_shape)
-        model = keras.Model(built.input, built.output, name=name)
-        if weights is not None:
-            load_weights_file(model, weights)
-        return model
+        return keras.Model(built.input, built.output, name=name)
 
 
 V2_INPUT_SIZES = {"B0": 224, "B1": 240, "B2": 260, "B3": 300, "S": 384, "M": 480, "L": 480}

@@ -43,10 +43,14 @@ class KerasApplication:
         imagenet: bool = False,
         name: str = BACKBONE_NAME,
     ) -> keras.Model:
-        model = self.factory(include_top=False, weights=None, input_shape=input_shape, name=name)
+        model = self.build(input_shape, name)
         if weights is not None:
             load_weights_file(model, weights)
         return model
+
+    def build(self, input_shape: tuple[int | None, int | None, int], name: str) -> keras.Model:
+        """The headless model with random weights, named `name`."""
+        return self.factory(include_top=False, weights=None, input_shape=input_shape, name=name)
 
 
 def keras_application(
