@@ -39,6 +39,7 @@ _LAZY = {
     "encode_labels": "medbench.data.label_policy",
     "upsample_indices": "medbench.data.label_policy",
     "write_demo_dataset": "medbench.demo",
+    "MetadataEncoding": "medbench.data.metadata",
     "PipelineConfig": "medbench.pipeline.config",
     "training_dataset": "medbench.pipeline.dataset",
     "evaluation_dataset": "medbench.pipeline.dataset",
