@@ -23,6 +23,8 @@ __all__ = ["DicomImageError", "is_dicom", "read_dicom_image"]
 
 PREAMBLE = 128
 MAGIC = b"DICM"
+DEFER_BYTES = 2**16
+"""Elements larger than this (the pixel data) are read from the file only when used."""
 
 
 class DicomImageError(Exception):
@@ -42,20 +44,21 @@ def is_dicom(path: str | os.PathLike[str]) -> bool:
 def read_dicom_image(path: str | os.PathLike[str], max_pixels: int) -> np.ndarray:
     """The display values of a single-frame DICOM image: uint8 (rows, columns) gray or (rows, columns, 3) RGB.
 
-    The header is read first, so a file of more than `max_pixels` pixels, a multi-frame file or a file
-    without pixel data is refused before any pixel is decoded.
+    The file is parsed once with its large elements (the pixel data) deferred, so a file of more than
+    `max_pixels` pixels, a multi-frame file or a file without pixel data is refused from its header,
+    before any pixel is read.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
+        dataset = pydicom.dcmread(path, defer_size=DEFER_BYTES)
     except (InvalidDicomError, OSError, ValueError, KeyError, EOFError) as error:
         raise DicomImageError(
             f"is not a readable DICOM file ({type(error).__name__}: {_detail(error)}); expected a complete DICOM file"
         ) from None
     rows, columns, frames = (
-        _whole(header, name, default) for name, default in (("Rows", 0), ("Columns", 0), ("NumberOfFrames", 1))
+        _whole(dataset, name, default) for name, default in (("Rows", 0), ("Columns", 0), ("NumberOfFrames", 1))
     )
     if rows * columns == 0:
         raise DicomImageError(
@@ -71,10 +74,9 @@ def read_dicom_image(path: str | os.PathLike[str], max_pixels: int) -> np.ndarra
             f"has {frames} frames; expected a single-frame image (a multi-frame file is a volume or a cine loop, "
             "and no frame of it stands for the whole)"
         )
-    meta = getattr(header, "file_meta", None)
+    meta = getattr(dataset, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     try:
-        dataset = pydicom.dcmread(path)
         stored = dataset.pixel_array
     except Exception as error:  # pydicom raises RuntimeError, NotImplementedError, ValueError, … per decoder
         named = f"{syntax.name} ({syntax})" if syntax is not None else "not given"
