@@ -53,7 +53,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         for item in items:
             print(item.name)
         return 0
-    results = run_batch(items, _settings(), rerun=args.rerun, options=_option_overrides(args))
+    settings = _settings()
+    results = run_batch(items, settings, rerun=args.rerun, options=_option_overrides(args))
     failed = [entry for entry in results if entry.get("status") == "failed"]
     for entry in results:
         status = "skipped" if entry.get("skipped") else entry["status"]
@@ -63,7 +64,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         more = f"\n  … and {len(failed) - 20} more" if len(failed) > 20 else ""
         print(
             f"medbench: error: {len(failed)} of {len(results)} experiment(s) failed "
-            f"(recorded in {_settings().logs_dir / FAILED_LOG}):{listing}{more}",
+            f"(recorded in {settings.logs_dir / FAILED_LOG}):{listing}{more}",
             file=sys.stderr,
         )
     return 1 if failed else 0
@@ -111,9 +112,9 @@ def _report_skipped(skipped: Sequence[str], rest: str) -> int:
     """One `medbench: error:` line naming what a command skipped (the first few) and exit 1; 0 when nothing was."""
     if not skipped:
         return 0
-    shown = "; ".join(skipped[:SKIPPED_SHOWN])
+    listed = "; ".join(skipped[:SKIPPED_SHOWN])
     more = f"; and {len(skipped) - SKIPPED_SHOWN} more (see the warnings above)" if len(skipped) > SKIPPED_SHOWN else ""
-    print(f"medbench: error: skipped {len(skipped)} damaged item(s), {rest}: {shown}{more}", file=sys.stderr)
+    print(f"medbench: error: skipped {len(skipped)} damaged item(s), {rest}: {listed}{more}", file=sys.stderr)
     return 1
 
 

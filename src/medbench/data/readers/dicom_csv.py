@@ -104,7 +104,10 @@ def read_dicom_csv(
     classes = choose_label_columns(frame, classes, (key_column,), csv_path)
     require_columns(frame, (key_column, *classes), csv_path)
     rows = file_rows(frame, csv_path)
-    headers = scan_dicom_folder(images)
+    labels = parse_labels(
+        frame, classes, (1.0, 0.0, -1.0), "1, 0, -1 or an empty cell", csv_path, rows, blank_allowed=True
+    )
+    headers = scan_dicom_folder(images)  # the folder's headers are read once the CSV itself is known good
     if key_column == SOP_INSTANCE_UID:
         keys, by_key, kind = frame[key_column].str.strip(), _index(headers, "uid", images), "SOP Instance UID"
     else:
@@ -134,9 +137,6 @@ def read_dicom_csv(
         "has no PatientID in its DICOM header; expected one (patient-level splits need it)",
     )
     frontal = pd.Series([header.view in FRONTAL_VIEWS or header.view == "" for header in listed], dtype=bool)
-    labels = parse_labels(
-        frame, classes, (1.0, 0.0, -1.0), "1, 0, -1 or an empty cell", csv_path, rows, blank_allowed=True
-    )
     table = label_table(sample_ids, root, patient_ids, frontal, labels)
     finish_table(table, csv_path, key_column, rows, root, check_images)
     return table
