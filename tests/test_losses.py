@@ -12,13 +12,13 @@ import tensorflow as tf
 
 from medbench.benchmark.vocabulary import LOSSES
 from medbench.errors import ConfigError
+from medbench.losses.benchmark_loss import make_loss
 from medbench.losses.class_weights import compute_class_weights
 from medbench.losses.masked_crossentropy import (
     ClassWeightedBinaryCrossentropy,
     MaskedBinaryCrossentropy,
     WeightedBinaryCrossentropy,
     class_weighted_binary_crossentropy,
-    make_loss,
     masked_binary_crossentropy,
     weighted_binary_crossentropy,
 )
@@ -170,7 +170,7 @@ def test_make_loss() -> None:
     for name in ("WBCE", "CWBCE"):
         with pytest.raises(ConfigError, match=f"loss {name} needs class weights"):
             make_loss(name, None)
-    assert LOSSES == ("BCE", "WBCE", "CWBCE")
+    assert LOSSES == ("BCE", "WBCE", "CWBCE", "CCE", "WCCE", "FL")
 
 
 def test_invalid_weights_are_config_errors() -> None:

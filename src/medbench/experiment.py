@@ -28,8 +28,8 @@ from medbench.benchmark.options import ExperimentOptions
 from medbench.benchmark.spec import ExperimentSpec
 from medbench.errors import ConfigError
 from medbench.experiment_data import ExperimentData, Split, prepare
-from medbench.losses.class_weights import ClassWeights, compute_class_weights
-from medbench.metrics.classification import MetricsReport
+from medbench.losses.class_weights import ClassWeights, loss_class_weights
+from medbench.metrics.multiclass import SplitReport
 from medbench.pipeline.config import PipelineConfig
 from medbench.pipeline.dataset import steps_per_epoch, training_dataset
 from medbench.preprocessing.cache import ImageCache
@@ -108,18 +108,20 @@ class Experiment:
 
     def evaluate(
         self, model: keras.Model, split: Split, data: ExperimentData
-    ) -> tuple[MetricsReport, list[str], np.ndarray]:
+    ) -> tuple[SplitReport, list[str], np.ndarray]:
         """(metrics, sample ids, predictions) of `model` on one split, in its fixed order."""
-        return evaluate_split(model, split, data.classes, self.cache, PipelineConfig.for_spec(self.spec))
+        return evaluate_split(model, split, data.classes, self.cache, PipelineConfig.for_spec(self.spec), data.task)
 
     def class_weights(self, data: ExperimentData) -> ClassWeights | None:
-        if self.benchmark.loss == "BCE":
-            return None
-        return compute_class_weights(
+        """The loss's class weights from the training labels, or None for a loss that takes none."""
+        fallback = self.options.class_weight_fallback
+        return loss_class_weights(
+            self.benchmark.loss,
+            data.task,
             data.train.targets,
             data.classes,
             l1_normed=self.benchmark.l1_normed,
-            on_missing="fallback" if self.options.class_weight_fallback else "error",
+            on_missing="fallback" if fallback else "error",
         )
 
     def run_or_resume(self, *, rerun: bool = False) -> dict[str, Any]:

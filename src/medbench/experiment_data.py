@@ -21,6 +21,7 @@ from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
 from medbench.data.images import unreadable_images_error
 from medbench.data.label_policy import default_upsample_factors, encode_labels, upsample_indices
 from medbench.data.splits import split_by_patient
+from medbench.data.tasks import one_class_per_image
 from medbench.errors import ConfigError
 from medbench.preprocessing.cache import ImageCache
 from medbench.preprocessing.dataset_cache import build_benchmark_cache
@@ -61,7 +62,8 @@ class Split:
 
 @dataclass(frozen=True)
 class ExperimentData:
-    """Splits, classes and the dataset's full image list (the preprocessing cache covers all of it)."""
+    """Splits, classes and the dataset's full image list (the preprocessing cache covers all of it), and the
+    task the classes make (`medbench.data.tasks`)."""
 
     classes: tuple[str, ...]
     train: Split
@@ -71,6 +73,7 @@ class ExperimentData:
     sources: tuple[str, ...] = ()
     channels: int = 1
     skipped: dict[str, str] = field(default_factory=dict)
+    task: str = "multilabel"
 
     def without_unreadable(self, failed: dict[str, str], spec: ExperimentSpec) -> ExperimentData:
         """The data without the images the cache could not read: an ImageError listing them, unless the
@@ -95,8 +98,13 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
     benchmark, options = spec.benchmark, spec.options
     dataset = get_dataset(benchmark.dataset)
     classes = tuple(dataset.classes_for(benchmark.n_classes))
+    task = dataset.task_for(benchmark.n_classes)
     train_table, test_table = load_dataset(dataset, data_dir)
     sources = tuple(all_image_paths(train_table, test_table))
+    if task == "multiclass":
+        train_table = one_class_per_image(train_table, dataset.classes, classes, dataset.name)
+        if test_table is not None:
+            test_table = one_class_per_image(test_table, dataset.classes, classes, dataset.name)
     if options.frontal_only:
         train_table = train_table[train_table["frontal"]]
         test_table = test_table[test_table["frontal"]] if test_table is not None else None
@@ -126,7 +134,7 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
         factors = dict(options.upsample_factors or default_upsample_factors(train.targets, classes))
         train = train.subset(upsample_indices(train.targets, classes, factors))
     _check_not_empty(benchmark.name, dataset.name, train, val, test)
-    return ExperimentData(classes, train, val, test, factors, sources, dataset.channels)
+    return ExperimentData(classes, train, val, test, factors, sources, dataset.channels, task=task)
 
 
 def _check_not_empty(name: str, dataset: str, train: Split, val: Split, test: Split) -> None:

@@ -52,7 +52,8 @@ def _metrics(
 ) -> dict[str, Any]:
     model = load_run_model(model_path, run.standardize_mode, run.image_channels)
     return {
-        part: evaluate_split(model, getattr(data, part), data.classes, cache, config)[0].to_dict() for part in PARTS
+        part: evaluate_split(model, getattr(data, part), data.classes, cache, config, data.task)[0].to_dict()
+        for part in PARTS
     }
 
 

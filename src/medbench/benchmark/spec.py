@@ -14,10 +14,16 @@ from typing import Any
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE
+from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, LOSS_TASKS, losses_for
 from medbench.data.datasets import get_dataset
 from medbench.data.label_policy import uncertain_targets
 from medbench.errors import ConfigError, MedbenchError
+
+TASK_TEXT = {
+    "binary": "binary (one class, a sigmoid)",
+    "multiclass": "multi-class (one class per image, a softmax)",
+    "multilabel": "multi-label (a sigmoid per class)",
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class ExperimentSpec:
         object.__setattr__(self, "architecture", get_architecture(self.architecture).key)
 
     @property
+    def task(self) -> str:
+        """``"binary"``, ``"multiclass"`` or ``"multilabel"``: what the dataset's label set means."""
+        return get_dataset(self.benchmark.dataset).task_for(self.benchmark.n_classes)
+
+    @property
     def name(self) -> str:
         """`<Architecture>_<benchmark name>`, the folder name of the experiment's runs."""
         return f"{get_architecture(self.architecture).name}_{self.benchmark.name}"
@@ -58,7 +69,14 @@ class ExperimentSpec:
         """
         try:
             Benchmark.from_dict(self.benchmark.to_dict())
-            classes = get_dataset(self.benchmark.dataset).classes_for(self.benchmark.n_classes)
+            dataset = get_dataset(self.benchmark.dataset)
+            classes = dataset.classes_for(self.benchmark.n_classes)
+            task = dataset.task_for(self.benchmark.n_classes)
+            if task not in LOSS_TASKS[self.benchmark.loss]:
+                raise ConfigError(
+                    f"loss {self.benchmark.loss} does not fit dataset {dataset.name!r}, which is {TASK_TEXT[task]}; "
+                    f"expected one of {', '.join(losses_for(task))}"
+                )
             uncertain_targets(self.benchmark.uncertainty, classes)
             info = get_architecture(self.architecture)
             if self.benchmark.image_size < info.min_input_size:

@@ -26,6 +26,8 @@ __all__ = [
     "IMAGE_SIZE",
     "LEARNING_RATE",
     "LOSSES",
+    "LOSS_TASKS",
+    "WEIGHTED_LOSSES",
     "LR_FACTOR",
     "LR_SCHEDULES",
     "MIXED_PRECISION_POLICIES",
@@ -42,12 +44,28 @@ __all__ = [
     "FloatRange",
     "IntRange",
     "Transformation",
+    "losses_for",
     "parse_transformation",
     "transform_forms_text",
 ]
 
-LOSSES: tuple[str, ...] = ("BCE", "WBCE", "CWBCE")
-"""Loss tokens: masked binary cross-entropy, with per-class positive weights, with positive and negative weights."""
+LOSSES: tuple[str, ...] = ("BCE", "WBCE", "CWBCE", "CCE", "WCCE", "FL")
+"""Loss tokens: masked binary cross-entropy, with per-class positive weights, with positive and negative
+weights; categorical cross-entropy, with balanced class weights; the focal loss (gamma 2) of the task."""
+SIGMOID_TASKS = ("binary", "multilabel")
+LOSS_TASKS = MappingProxyType(
+    {
+        "BCE": SIGMOID_TASKS,
+        "WBCE": SIGMOID_TASKS,
+        "CWBCE": SIGMOID_TASKS,
+        "CCE": ("multiclass",),
+        "WCCE": ("multiclass",),
+        "FL": ("binary", "multiclass", "multilabel"),
+    }
+)
+"""The tasks (`medbench.data.tasks`) each loss token fits: a sigmoid per class, or one softmax per image."""
+WEIGHTED_LOSSES = frozenset({"WBCE", "CWBCE", "WCCE"})
+"""The loss tokens that take class weights computed from the training labels."""
 OPTIMIZERS: tuple[str, ...] = ("Adam", "AdamW", "SGD", "RMSprop", "Nadam", "Adagrad")
 """Optimizer tokens, the Keras class names."""
 DEFAULT_OPTIMIZER = "Adam"
@@ -204,6 +222,11 @@ class Transformation:
     @property
     def parameters(self) -> dict[str, int]:
         return dict(self.values)
+
+
+def losses_for(task: str) -> tuple[str, ...]:
+    """The loss tokens that fit `task`, in vocabulary order."""
+    return tuple(token for token in LOSSES if task in LOSS_TASKS[token])
 
 
 def transform_forms_text() -> str:

@@ -34,6 +34,7 @@ from medbench.data.readers import (
 )
 from medbench.data.readers.chestxray14 import split_official_lists
 from medbench.data.readers.table import compile_patient_pattern
+from medbench.data.tasks import DECLARED_TASKS, task_for
 from medbench.errors import DatasetError
 from medbench.registry import Registry
 
@@ -81,11 +82,14 @@ class DatasetFormat:
             spec's order; `root` is the dataset folder, known to exist.
         required: `DatasetSpec` fields the format cannot do without (each needs an entry in
             `_FIELD_PURPOSES`, which the error message quotes).
+        task: What a label row means unless the spec says otherwise (`medbench.data.tasks`): one-hot
+            files and class folders hold one class per image.
     """
 
     name: str
     load: Callable[[DatasetSpec, Path, bool], tuple[pd.DataFrame, pd.DataFrame | None]]
     required: tuple[str, ...] = ()
+    task: str = "multilabel"
 
 
 _FIELD_PURPOSES: Mapping[str, str] = {
@@ -178,9 +182,9 @@ FORMATS: Mapping[str, DatasetFormat] = {
     for entry in (
         DatasetFormat("chexpert", partial(_load_parts, _chexpert_part)),
         DatasetFormat("chestxray14", _load_chestxray14, required=("image_dir",)),
-        DatasetFormat("onehot", partial(_load_parts, _onehot_part), required=("image_dir",)),
+        DatasetFormat("onehot", partial(_load_parts, _onehot_part), required=("image_dir",), task="multiclass"),
         DatasetFormat("csv", partial(_load_parts, _csv_part), required=("path_column",)),
-        DatasetFormat("folder", partial(_load_parts, _folder_part)),
+        DatasetFormat("folder", partial(_load_parts, _folder_part), task="multiclass"),
         DatasetFormat("dicom", partial(_load_parts, _dicom_part), required=("image_dir", "path_column")),
     )
 }
@@ -222,6 +226,9 @@ class DatasetSpec:
             listed in neither list are dropped.
         channels: Colour channels the preprocessing cache keeps: 1 for grayscale modalities such as
             chest X-rays (a third of the memory and bandwidth), 3 for colour images such as dermoscopy.
+        task: ``"multilabel"`` (any number of findings per image) or ``"multiclass"`` (exactly one);
+            None takes the format's (``"onehot"`` and ``"folder"``: multi-class, the others multi-label).
+            A one-class label set of a multi-label dataset is a binary task (`medbench.data.tasks`).
         description: One line for humans.
     """
 
@@ -239,6 +246,7 @@ class DatasetSpec:
     image_extension: str | None = None
     train_list: str | None = None
     channels: int = 1
+    task: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -264,6 +272,8 @@ class DatasetSpec:
                 raise DatasetError(f"{where}: format {self.format!r} needs {needed} ({_FIELD_PURPOSES[needed]})")
         if self.patient_pattern is not None:
             compile_patient_pattern(self.patient_pattern)
+        if self.task is not None and self.task not in DECLARED_TASKS:
+            raise DatasetError(f"{where}: task {self.task!r}; expected one of {', '.join(DECLARED_TASKS)} or None")
 
     def _checked_label_sets(self, where: str) -> dict[int, tuple[str, ...]]:
         full = len(self.classes)
@@ -291,6 +301,15 @@ class DatasetSpec:
             raise DatasetError(
                 f"dataset {self.name!r} has no {n}-class label set; valid numbers of classes: {valid}"
             ) from None
+
+    @property
+    def declared_task(self) -> str:
+        """``"multilabel"`` or ``"multiclass"``: the spec's task, else its format's."""
+        return self.task or FORMATS[self.format].task
+
+    def task_for(self, n: int) -> str:
+        """The task of training the `n`-class label set: ``"binary"``, ``"multiclass"`` or ``"multilabel"``."""
+        return task_for(self.declared_task, len(self.classes_for(n)), self.name)
 
     def root_path(self, data_dir: str | os.PathLike[str]) -> Path:
         """The dataset folder: `root` itself when absolute, else resolved under `data_dir`."""

@@ -6,6 +6,7 @@ Balanced weights make each class's positives and negatives contribute equally to
 
 so a class with 10 % positives gets ``w_pos = 5`` and ``w_neg ≈ 0.56``. They feed the
 class-weighted loss (CWBCE); the weighted loss (WBCE) uses the ratio ``n_neg / n_pos`` instead.
+One class per image (WCCE) takes scikit-learn's "balanced" weights ``w_c = n / (C n_c)`` instead.
 Counts only ever come from the TRAINING split: weights derived from validation or test labels
 leak them into training.
 """
@@ -20,9 +21,17 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from medbench.benchmark.vocabulary import WEIGHTED_LOSSES
 from medbench.errors import ConfigError, LabelPolicyError
 
-__all__ = ["L1_NORM_SCALE", "ClassWeights", "compute_class_weights", "positive_weight_ratio"]
+__all__ = [
+    "L1_NORM_SCALE",
+    "ClassWeights",
+    "compute_class_weights",
+    "compute_multiclass_weights",
+    "loss_class_weights",
+    "positive_weight_ratio",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +171,47 @@ def compute_class_weights(
         l1_normed=l1_normed,
         fallback_classes=tuple(name for name, m in zip(names, missing) if m),
     )
+
+
+def compute_multiclass_weights(
+    labels: ArrayLike,
+    classes: Sequence[str],
+    *,
+    l1_normed: bool = False,
+    on_missing: OnMissing = "error",
+) -> ClassWeights:
+    """Balanced weights of one-class-per-image TRAINING ``labels`` (one-hot rows; NaN rows ignored).
+
+    ``positive[c] = n / (C n_c)``, scikit-learn's ``compute_class_weight("balanced")``, so every class
+    contributes as much to the categorical cross-entropy as if the classes were equally frequent;
+    ``negative`` is 1 (that loss has no negative term). ``l1_normed`` and a class without training
+    images (``on_missing``) are handled as in :func:`compute_class_weights`.
+    """
+    names, n_pos, n_neg = _count_labels(labels, classes)
+    missing = _missing_classes(names, n_pos, n_neg, on_missing, purpose="class weights")
+    labelled = float(n_pos.sum())
+    positive = _safe_divide(np.full(len(names), labelled), len(names) * n_pos.astype(np.float64), missing)
+    if l1_normed:
+        positive = positive / np.abs(positive).sum() * L1_NORM_SCALE
+    return ClassWeights(
+        classes=names,
+        positive=positive,
+        negative=np.ones(len(names)),
+        n_pos=n_pos,
+        n_neg=n_neg,
+        l1_normed=l1_normed,
+        fallback_classes=tuple(name for name, m in zip(names, missing) if m),
+    )
+
+
+def loss_class_weights(
+    loss: str, task: str, labels: ArrayLike, classes: Sequence[str], *, l1_normed: bool, on_missing: OnMissing
+) -> ClassWeights | None:
+    """The class weights loss token `loss` takes for `task` from the TRAINING labels, or None if it takes none."""
+    if loss not in WEIGHTED_LOSSES:
+        return None
+    compute = compute_multiclass_weights if task == "multiclass" else compute_class_weights
+    return compute(labels, classes, l1_normed=l1_normed, on_missing=on_missing)
 
 
 def positive_weight_ratio(

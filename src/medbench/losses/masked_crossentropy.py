@@ -29,16 +29,13 @@ import tensorflow as tf
 from keras import ops
 from numpy.typing import ArrayLike
 
-from medbench.benchmark.vocabulary import LOSSES
 from medbench.errors import ConfigError
-from medbench.losses.class_weights import ClassWeights
 
 __all__ = [
     "ClassWeightedBinaryCrossentropy",
     "MaskedBinaryCrossentropy",
     "WeightedBinaryCrossentropy",
     "class_weighted_binary_crossentropy",
-    "make_loss",
     "masked_binary_crossentropy",
     "weighted_binary_crossentropy",
 ]
@@ -216,28 +213,6 @@ def class_weighted_binary_crossentropy(
 ) -> ClassWeightedBinaryCrossentropy:
     """The CWBCE loss object with one positive and one negative weight per class."""
     return ClassWeightedBinaryCrossentropy(pos_weights, neg_weights, epsilon=epsilon)
-
-
-def make_loss(name: str, class_weights: ClassWeights | None = None) -> keras.losses.Loss:
-    """The loss a benchmark names: ``"BCE"``, ``"WBCE"`` or ``"CWBCE"`` (case-insensitive).
-
-    WBCE uses ``class_weights.positive_ratio`` (``n_neg / n_pos``, so it is unaffected by
-    ``l1_normed``); CWBCE uses ``class_weights.positive`` and ``.negative``. Both need
-    ``class_weights`` computed from the training labels; BCE ignores them.
-    """
-    key = str(name).upper()
-    if key not in LOSSES:
-        raise ConfigError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
-    if key == "BCE":
-        return MaskedBinaryCrossentropy()
-    if class_weights is None:
-        raise ConfigError(
-            f"loss {key} needs class weights; compute them from the training labels with "
-            "medbench.losses.class_weights.compute_class_weights() and pass them as class_weights"
-        )
-    if key == "WBCE":
-        return WeightedBinaryCrossentropy(class_weights.positive_ratio)
-    return ClassWeightedBinaryCrossentropy(class_weights.positive, class_weights.negative)
 
 
 def _check_weights(weights: ArrayLike, what: str) -> np.ndarray:

@@ -19,9 +19,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from medbench.errors import MetricInputError, UndefinedMetricError
-from medbench.metrics.classification import as_matrix, auroc, check_class_names, check_probabilities
+from medbench.metrics.classification import (
+    MetricsReport,
+    as_matrix,
+    auroc,
+    check_class_names,
+    check_probabilities,
+    evaluate_predictions,
+)
 
-__all__ = ["MulticlassReport", "class_indices", "evaluate_multiclass"]
+__all__ = ["MulticlassReport", "SplitReport", "class_indices", "evaluate_for_task", "evaluate_multiclass"]
 
 ROW_SUM_TOLERANCE = 1e-3
 """How far a row of predicted probabilities may sum from 1 (float32 softmax rounding is ~1e-7 a class)."""
@@ -50,6 +57,11 @@ class MulticlassReport:
     auroc: Mapping[str, float | None]
     auroc_reasons: Mapping[str, str]
     macro_auroc: float | None
+
+    @property
+    def mean_auroc(self) -> float | None:
+        """The macro one-vs-rest AUROC: what training monitors and runs are ranked by, as for multi-label."""
+        return self.macro_auroc
 
     @property
     def n_auroc_classes(self) -> int:
@@ -165,3 +177,17 @@ def evaluate_multiclass(y_true: ArrayLike, y_pred: ArrayLike, classes: Sequence[
         auroc_reasons=reasons,
         macro_auroc=float(np.mean(defined)) if defined else None,
     )
+
+
+SplitReport = MetricsReport | MulticlassReport
+"""The metrics of one split, of whichever task."""
+
+
+def evaluate_for_task(task: str, y_true: ArrayLike, y_pred: ArrayLike, classes: Sequence[str]) -> SplitReport:
+    """The metrics of a split for its task: `evaluate_multiclass` for ``"multiclass"``, else the multi-label
+    `evaluate_predictions` (a binary task is its one-class case)."""
+    if task == "multiclass":
+        return evaluate_multiclass(y_true, y_pred, classes)
+    if task not in ("binary", "multilabel"):
+        raise MetricInputError(f"task {task!r}; expected binary, multiclass or multilabel")
+    return evaluate_predictions(y_true, y_pred, classes)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from medbench.metrics.classification import MetricsReport
+from medbench.metrics.multiclass import SplitReport
 from medbench.runs.run_dir import RunDir
 from medbench.training.model import save_model
 from medbench.training.schedule import MONITOR, Schedule
@@ -38,7 +38,7 @@ class EpochEnd(keras.callbacks.Callback):
 
     def __init__(
         self,
-        validate: Callable[[keras.Model], MetricsReport],
+        validate: Callable[[keras.Model], SplitReport],
         schedule: Schedule,
         run_dir: RunDir,
         history: list[dict[str, Any]],

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from medbench.experiment_data import Split
-from medbench.metrics.classification import MetricsReport, evaluate_predictions
+from medbench.metrics.multiclass import SplitReport, evaluate_for_task
 from medbench.pipeline.config import PipelineConfig
 from medbench.pipeline.dataset import evaluation_dataset
 from medbench.preprocessing.cache import ImageCache
@@ -34,11 +34,16 @@ def predict_with_ids(model: tf.keras.Model, dataset: tf.data.Dataset) -> tuple[l
 
 
 def evaluate_split(
-    model: tf.keras.Model, split: Split, classes: tuple[str, ...], cache: ImageCache, config: PipelineConfig
-) -> tuple[MetricsReport, list[str], np.ndarray]:
-    """Predict a split in its fixed order and compute exact masked metrics from the predictions."""
+    model: tf.keras.Model,
+    split: Split,
+    classes: tuple[str, ...],
+    cache: ImageCache,
+    config: PipelineConfig,
+    task: str = "multilabel",
+) -> tuple[SplitReport, list[str], np.ndarray]:
+    """Predict a split in its fixed order and compute the exact metrics of its task from the predictions."""
     dataset = evaluation_dataset(cache, cache.rows(split.paths), split.targets, split.sample_ids, config)
     ids, predictions, targets = predict_with_ids(model, dataset)
     if ids != list(split.sample_ids):
         raise RuntimeError("evaluation order changed: predictions would not match their sample ids")
-    return evaluate_predictions(targets, predictions, classes), ids, predictions
+    return evaluate_for_task(task, targets, predictions, classes), ids, predictions

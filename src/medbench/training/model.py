@@ -9,8 +9,8 @@ import keras
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.atomic import write_saved_atomic
 from medbench.benchmark.spec import ExperimentSpec
+from medbench.losses.benchmark_loss import make_loss
 from medbench.losses.class_weights import ClassWeights
-from medbench.losses.masked_crossentropy import make_loss
 from medbench.metrics.keras_metrics import MaskedAUC
 
 
@@ -19,26 +19,33 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
 
 
+def head_activation(task: str) -> str:
+    """One softmax over the classes when each image has exactly one, else a sigmoid per class."""
+    return "softmax" if task == "multiclass" else "sigmoid"
+
+
 def build_model(spec: ExperimentSpec, n_classes: int, channels: int, weights_dir: Path) -> keras.Model:
-    """The spec's architecture with its standardization and head, taking uint8 images of the benchmark's
-    size with the cache's `channels`, uncompiled."""
+    """The spec's architecture with its standardization and the head of its task, taking uint8 images of the
+    benchmark's size with the cache's `channels`, uncompiled."""
     size = spec.benchmark.image_size
     return SimpleBaseArchitecture(
         spec.architecture,
         n_classes,
         input_shape=(size, size, channels),
         weights=spec.options.weights,
+        activation=head_activation(spec.task),
         fcl=spec.options.fcl,
         weights_dir=weights_dir,
     )
 
 
 def compile_model(model: keras.Model, spec: ExperimentSpec, class_weights: ClassWeights | None) -> keras.Model:
-    """Compile with the benchmark's optimizer, learning rate and masked loss, and a masked AUC to watch."""
+    """Compile with the benchmark's optimizer, learning rate and masked loss for its task, and a masked AUC to
+    watch (one-vs-rest for a softmax)."""
     benchmark = spec.benchmark
     model.compile(
         optimizer=make_optimizer(benchmark.optimizer, benchmark.learning_rate),
-        loss=make_loss(benchmark.loss, class_weights),
+        loss=make_loss(benchmark.loss, class_weights, spec.task),
         metrics=[MaskedAUC(name="masked_auc")],
         jit_compile=spec.options.jit_compile,
     )
