@@ -31,7 +31,7 @@ from medbench.experiment_data import ExperimentData, Split, prepare
 from medbench.losses.class_weights import ClassWeights, loss_class_weights
 from medbench.metrics.multiclass import SplitReport
 from medbench.pipeline.config import PipelineConfig
-from medbench.pipeline.dataset import steps_per_epoch, training_dataset
+from medbench.pipeline.dataset import steps_per_epoch
 from medbench.preprocessing.cache import ImageCache
 from medbench.runs.records import log_entry, run_config
 from medbench.runs.run_dir import RunDir
@@ -44,6 +44,7 @@ from medbench.training.distribution import distribution_strategy, dtype_policy
 from medbench.training.evaluation import evaluate_split
 from medbench.training.model import build_model, compile_model
 from medbench.training.schedule import Schedule, best_epoch
+from medbench.training.split_inputs import training_batches
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class Experiment:
             dtype_policy(self.options.mixed_precision),
             distribution_strategy(self.options.strategy, self.settings.tf_config).scope(),
         ):
-            model = build_model(self.spec, len(data.classes), data.channels, self.settings.weights_dir)
+            model = build_model(self.spec, data, self.settings.weights_dir)
             compile_model(model, self.spec, weights)
             if history:
                 model.optimizer.build(model.trainable_variables)
@@ -204,14 +205,8 @@ class Experiment:
         ]
         if self.options.tensorboard:
             callbacks.append(tensorboard(self.run_dir))
-        train_data = training_dataset(
-            self.cache,
-            self.cache.rows(data.train.paths),
-            data.train.targets,
-            PipelineConfig.for_spec(self.spec, training=True),
-            first_epoch=first_epoch,
-            epochs=epochs,
-        )
+        config = PipelineConfig.for_spec(self.spec, training=True)
+        train_data = training_batches(self.cache, data.train, config, first_epoch=first_epoch, epochs=epochs)
         model.fit(
             train_data,
             initial_epoch=first_epoch,

@@ -20,6 +20,7 @@ from medbench.capacity import require_memory
 from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
 from medbench.data.images import unreadable_images_error
 from medbench.data.label_policy import default_upsample_factors, encode_labels, upsample_indices
+from medbench.data.metadata import MetadataEncoding
 from medbench.data.splits import split_by_patient
 from medbench.data.tasks import one_class_per_image
 from medbench.errors import ConfigError
@@ -37,22 +38,28 @@ _PREFETCHED_BATCHES = 4
 
 @dataclass(frozen=True)
 class Split:
-    """One part of the data: sample ids, image paths and targets (NaN = masked), row-aligned."""
+    """One part of the data: sample ids, image paths, targets (NaN = masked) and the head's metadata
+    features (None without metadata), row-aligned."""
 
     sample_ids: tuple[str, ...]
     paths: tuple[str, ...]
     targets: np.ndarray
+    metadata: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame, targets: np.ndarray) -> Split:
-        return cls(tuple(table["sample_id"].astype(str)), tuple(table["path"].astype(str)), targets)
+    def from_table(cls, table: pd.DataFrame, targets: np.ndarray, encoding: MetadataEncoding | None = None) -> Split:
+        metadata = encoding.transform(table) if encoding is not None else None
+        return cls(tuple(table["sample_id"].astype(str)), tuple(table["path"].astype(str)), targets, metadata)
 
     def subset(self, indices: np.ndarray) -> Split:
         return Split(
-            tuple(self.sample_ids[i] for i in indices), tuple(self.paths[i] for i in indices), self.targets[indices]
+            tuple(self.sample_ids[i] for i in indices),
+            tuple(self.paths[i] for i in indices),
+            self.targets[indices],
+            self.metadata[indices] if self.metadata is not None else None,
         )
 
     def without(self, paths: set[str]) -> Split:
@@ -74,6 +81,12 @@ class ExperimentData:
     channels: int = 1
     skipped: dict[str, str] = field(default_factory=dict)
     task: str = "multilabel"
+    metadata: MetadataEncoding | None = None
+
+    @property
+    def n_metadata(self) -> int:
+        """Metadata features per image (0 without metadata): the width of the model's "metadata" input."""
+        return len(self.metadata.feature_names) if self.metadata is not None else 0
 
     def without_unreadable(self, failed: dict[str, str], spec: ExperimentSpec) -> ExperimentData:
         """The data without the images the cache could not read: an ImageError listing them, unless the
@@ -121,9 +134,12 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
     else:
         train_part, val_part, test_part = split_by_patient(train_table, fractions, seed=benchmark.seed)
 
+    encoding = _metadata_encoding(train_part, options.metadata, dataset.classes, dataset.name)
+
     def encode(table: pd.DataFrame, uncertainty: str) -> Split:
         raw = table.loc[:, list(classes)].to_numpy(dtype=np.float64)
-        return Split.from_table(table, encode_labels(raw, classes, uncertainty, unmentioned=options.unmentioned))
+        targets = encode_labels(raw, classes, uncertainty, unmentioned=options.unmentioned)
+        return Split.from_table(table, targets, encoding)
 
     train = encode(train_part, benchmark.uncertainty)
     val, test = encode(val_part, EVALUATION_UNCERTAINTY), encode(test_part, EVALUATION_UNCERTAINTY)
@@ -134,7 +150,22 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
         factors = dict(options.upsample_factors or default_upsample_factors(train.targets, classes))
         train = train.subset(upsample_indices(train.targets, classes, factors))
     _check_not_empty(benchmark.name, dataset.name, train, val, test)
-    return ExperimentData(classes, train, val, test, factors, sources, dataset.channels, task=task)
+    return ExperimentData(classes, train, val, test, factors, sources, dataset.channels, task=task, metadata=encoding)
+
+
+def _metadata_encoding(
+    train: pd.DataFrame, columns: tuple[str, ...] | None, labels: tuple[str, ...], dataset: str
+) -> MetadataEncoding | None:
+    """The metadata encoding fitted on the training split, refusing columns that are labels or ids."""
+    if not columns:
+        return None
+    leaking = [name for name in columns if name in labels or name in ("sample_id", "path", "patient_id")]
+    if leaking:
+        raise ConfigError(
+            f"metadata columns {leaking} of dataset {dataset!r} are labels or image ids: feeding them to the head "
+            "would leak the targets; expected other label-table columns such as age, sex or frontal"
+        )
+    return MetadataEncoding.fit(train, columns)
 
 
 def _check_not_empty(name: str, dataset: str, train: Split, val: Split, test: Split) -> None:

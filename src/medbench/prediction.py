@@ -45,6 +45,12 @@ def predict_images(
         raise unreadable_images_error(problems)
     if not run.run_dir.model_path.is_file():
         raise ConfigError(f"{run.run_dir.path}: no model.keras (the run did not finish)")
+    if run.config.get("metadata"):
+        columns = run.config["metadata"]["columns"]
+        raise ConfigError(
+            f"run {run.run_id} takes metadata ({', '.join(columns)}) besides the image; predicting image files "
+            "alone cannot supply it: re-evaluate the run on its dataset (medbench reevaluate) instead"
+        )
     stored = run.config.get("preprocessing")
     params = PreprocessParams.from_dict(stored) if stored else benchmark_params(run.spec.benchmark)
     model = load_run_model(run.run_dir.model_path, run.standardize_mode, params.channels)

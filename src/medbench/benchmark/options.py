@@ -50,6 +50,9 @@ class ExperimentOptions:
             (several hosts described by TF_CONFIG).
         mixed_precision: None, "mixed_float16" or "mixed_bfloat16" (the output layer stays float32).
         jit_compile: compile the train step with XLA.
+        metadata: label-table columns fed to the head's metadata block next to the image features
+            (``[age, sex, frontal]``; `medbench.data.metadata`), standardized with training-split
+            statistics; None = images only.
     """
 
     weights: str | None = None
@@ -67,8 +70,11 @@ class ExperimentOptions:
     strategy: str = "default"
     mixed_precision: str | None = None
     jit_compile: bool = False
+    metadata: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.metadata, list):
+            object.__setattr__(self, "metadata", tuple(self.metadata))
         hints = typing.get_type_hints(type(self))
         for item in fields(self):
             _check_type(item.name, getattr(self, item.name), hints[item.name])
@@ -88,6 +94,8 @@ class ExperimentOptions:
             value = getattr(self, key)
             if value is not None and not allowed.low <= value <= allowed.high:
                 raise ConfigError(f"{key} {value!r}: expected a whole number in {allowed}")
+        if self.metadata is not None and (not self.metadata or len(set(self.metadata)) != len(self.metadata)):
+            raise ConfigError(f"metadata {list(self.metadata)!r}: expected one or more distinct label-table columns")
         for name, factor in (self.upsample_factors or {}).items():
             if not UPSAMPLE_FACTOR.low <= factor <= UPSAMPLE_FACTOR.high:
                 raise ConfigError(
@@ -148,7 +156,18 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
         if origin is dict and isinstance(value, dict):
             if all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()):
                 return
+        elif origin is tuple and isinstance(value, tuple):
+            if all(isinstance(item, str) and item for item in value):
+                return
         elif origin in (bool, str) and isinstance(value, origin):
             return
-    expected = " or ".join("none" if kind is type(None) else getattr(kind, "__name__", str(kind)) for kind in allowed)
+    expected = " or ".join(_type_text(kind) for kind in allowed)
     raise ConfigError(f"{key} {value!r}: expected {expected}")
+
+
+def _type_text(kind: Any) -> str:
+    if kind is type(None):
+        return "none"
+    if typing.get_origin(kind) is tuple:
+        return "a list of column names"
+    return getattr(kind, "__name__", str(kind))

@@ -47,8 +47,9 @@ class MetadataEncoding:
         columns = tuple(columns)
         missing = [name for name in columns if name not in train.columns]
         if missing:
+            offered = [name for name in train.columns if name not in ("sample_id", "path", "patient_id")]
             raise DatasetError(
-                f"metadata columns {missing} are not in the label table; expected some of {list(train.columns)}"
+                f"metadata columns {missing} are not in the label table; expected some of {offered[:20]}"
             )
         if not columns or len(set(columns)) != len(columns):
             raise DatasetError(f"metadata columns {list(columns)}: expected one or more distinct column names")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from medbench.architectures.base import IMAGE_INPUT, METADATA_INPUT
 from medbench.errors import ConfigError
 from medbench.pipeline.augmentation import augment_batch
 from medbench.pipeline.config import PipelineConfig
@@ -50,10 +51,24 @@ def _gather(cache: ImageCache, rows: tf.Tensor) -> tf.Tensor:
     return images
 
 
+def _checked_metadata(metadata: np.ndarray, n: int) -> np.ndarray:
+    values = np.asarray(metadata, dtype=np.float32)
+    if values.ndim != 2 or len(values) != n:
+        raise ConfigError(f"metadata of shape {values.shape}; expected one row of features per image ({n} rows)")
+    if not np.isfinite(values).all():
+        raise ConfigError("metadata holds NaN or infinity; expected encoded features (MetadataEncoding.transform)")
+    return values
+
+
 def epoch_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, stream: int) -> tf.Tensor:
     """The stateless seed of one random stream (permutation or augmentation) of one epoch."""
     base = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
     return tf.random.experimental.stateless_fold_in(base, stream)
+
+
+def _inputs(images: tf.Tensor, metadata: tf.Tensor | None) -> tf.Tensor | dict[str, tf.Tensor]:
+    """What the model takes: the images, or images and metadata by input name."""
+    return images if metadata is None else {IMAGE_INPUT: images, METADATA_INPUT: metadata}
 
 
 def training_dataset(
@@ -64,8 +79,12 @@ def training_dataset(
     *,
     first_epoch: int = 0,
     epochs: int = 1,
+    metadata: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """(images, targets) batches of epochs `first_epoch`..`epochs - 1`, one after the other.
+    """(inputs, targets) batches of epochs `first_epoch`..`epochs - 1`, one after the other.
+
+    The inputs are the uint8 images, or with `metadata` (one float row per image) a dict of the images
+    and their metadata under the model's input names.
 
     Epoch e is a permutation drawn from seed (config.seed, e) cut into batches (the last one partial);
     batch b of epoch e is augmented with seeds folded from (config.seed, e, b). Nothing depends on
@@ -82,6 +101,7 @@ def training_dataset(
     n, batch_size = len(rows), config.batch_size
     steps = steps_per_epoch(n, batch_size)
     rows_t, targets_t = tf.constant(rows), tf.constant(targets)
+    metadata_t = None if metadata is None else tf.constant(_checked_metadata(metadata, n))
     seed, augmentations = config.seed, tuple(config.augmentations)
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
@@ -95,11 +115,12 @@ def training_dataset(
             lambda index, number: (index, tf.random.experimental.stateless_fold_in(augmentation, number))
         )
 
-    def load(index: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def load(index: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor | dict[str, tf.Tensor], tf.Tensor]:
         images = _gather(cache, tf.gather(rows_t, index))
         if augmentations:
             images = augment_batch(images, batch_seed, augmentations)
-        return images, tf.gather(targets_t, index)
+        features = None if metadata_t is None else tf.gather(metadata_t, index)
+        return _inputs(images, features), tf.gather(targets_t, index)
 
     data = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
     return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
@@ -111,16 +132,19 @@ def evaluation_dataset(
     targets: np.ndarray,
     sample_ids: Sequence[str],
     config: PipelineConfig,
+    metadata: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """(images, targets, sample ids) batches in exactly the given order, never shuffled or augmented."""
+    """(inputs, targets, sample ids) batches in exactly the given order, never shuffled or augmented; the
+    inputs as in `training_dataset`."""
     _check_cache(cache, config)
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    features = np.zeros((len(rows), 0), np.float32) if metadata is None else _checked_metadata(metadata, len(rows))
     data = tf.data.Dataset.from_tensor_slices(
-        (rows, np.asarray(targets, dtype=np.float32), np.asarray(sample_ids, dtype=str))
+        (rows, np.asarray(targets, dtype=np.float32), np.asarray(sample_ids, dtype=str), features)
     ).batch(config.batch_size)
 
-    def load(batch_rows: tf.Tensor, batch_targets: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def load(batch_rows: tf.Tensor, batch_targets: tf.Tensor, ids: tf.Tensor, batch_features: tf.Tensor) -> tuple:
         images = _gather(cache, batch_rows)
-        return images, batch_targets, ids
+        return _inputs(images, None if metadata is None else batch_features), batch_targets, ids
 
     return data.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)

@@ -47,6 +47,7 @@ def run_config(
             for name, p, n, m in zip(data.classes, positives, negatives, masked)
         },
         "upsample_factors": data.upsample_factors,
+        "metadata": data.metadata.to_dict() if data.metadata is not None else None,
         "class_weights": class_weights.to_dict() if class_weights is not None else None,
         "preprocessing": {"cache": cache.directory.name, **cache.params.to_dict()},
         "skipped_images": data.skipped,

@@ -8,8 +8,8 @@ import tensorflow as tf
 from medbench.experiment_data import Split
 from medbench.metrics.multiclass import SplitReport, evaluate_for_task
 from medbench.pipeline.config import PipelineConfig
-from medbench.pipeline.dataset import evaluation_dataset
 from medbench.preprocessing.cache import ImageCache
+from medbench.training.split_inputs import evaluation_batches
 
 
 def predict_with_ids(model: tf.keras.Model, dataset: tf.data.Dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def evaluate_split(
     task: str = "multilabel",
 ) -> tuple[SplitReport, list[str], np.ndarray]:
     """Predict a split in its fixed order and compute the exact metrics of its task from the predictions."""
-    dataset = evaluation_dataset(cache, cache.rows(split.paths), split.targets, split.sample_ids, config)
+    dataset = evaluation_batches(cache, split, config)
     ids, predictions, targets = predict_with_ids(model, dataset)
     if ids != list(split.sample_ids):
         raise RuntimeError("evaluation order changed: predictions would not match their sample ids")

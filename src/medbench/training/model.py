@@ -9,6 +9,7 @@ import keras
 from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.atomic import write_saved_atomic
 from medbench.benchmark.spec import ExperimentSpec
+from medbench.experiment_data import ExperimentData
 from medbench.losses.benchmark_loss import make_loss
 from medbench.losses.class_weights import ClassWeights
 from medbench.metrics.keras_metrics import MaskedAUC
@@ -24,17 +25,18 @@ def head_activation(task: str) -> str:
     return "softmax" if task == "multiclass" else "sigmoid"
 
 
-def build_model(spec: ExperimentSpec, n_classes: int, channels: int, weights_dir: Path) -> keras.Model:
+def build_model(spec: ExperimentSpec, data: ExperimentData, weights_dir: Path) -> keras.Model:
     """The spec's architecture with its standardization and the head of its task, taking uint8 images of the
-    benchmark's size with the cache's `channels`, uncompiled."""
+    benchmark's size with the cache's channels (and the data's metadata features), uncompiled."""
     size = spec.benchmark.image_size
     return SimpleBaseArchitecture(
         spec.architecture,
-        n_classes,
-        input_shape=(size, size, channels),
+        len(data.classes),
+        input_shape=(size, size, data.channels),
         weights=spec.options.weights,
-        activation=head_activation(spec.task),
+        activation=head_activation(data.task),
         fcl=spec.options.fcl,
+        n_metadata=data.n_metadata,
         weights_dir=weights_dir,
     )
 
