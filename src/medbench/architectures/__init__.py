@@ -2,7 +2,8 @@
 
 Modules: `info` (ArchitectureInfo, the registry's record, and the standardize modes), `registry`
 (lookup and registration), one module per family that registers itself when imported (`convnext`,
-`densenet`, `resnet`, `inception`, `efficientnet`, `mobilenet`, `nasnet`, `vgg`, `small_cnn`),
+`densenet`, `resnet`, `inception`, `efficientnet`, `mobilenet`, `nasnet`, `vgg`, `small_cnn`, and
+`models_3d`, the "3D." volume networks),
 `keras_application` (their shared Keras builder), `head` (the classifier head), `base`
 (SimpleBaseArchitecture) and `weights` (local-only pretrained weights). Importing this package
 registers every family without importing TensorFlow; `SimpleBaseArchitecture` and `classifier_head`
@@ -17,6 +18,7 @@ from medbench.architectures import (  # noqa: F401
     efficientnet,
     inception,
     mobilenet,
+    models_3d,
     nasnet,
     resnet,
     small_cnn,

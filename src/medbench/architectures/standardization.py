@@ -4,6 +4,8 @@ Every SimpleBaseArchitecture begins with a `Standardization` layer built from it
 (`medbench.architectures.info.STANDARDIZE_MODES`), so the input pipeline ships uint8 batches (a quarter
 of the bytes of float32, standardized on the device for free) and a saved `model.keras` takes uint8
 images directly. Grayscale images are expanded to the backbone's three channels in the same layer.
+Volume batches (batch, depth, height, width, channels) of the 3D architectures go through the same layer:
+the per-image modes then standardize each volume as a whole.
 The modes follow `keras.applications.imagenet_utils.preprocess_input` ("torch", "tf", "caffe") plus
 generic ones for models trained from scratch, AUCMEDI's per-image "minmax" and "grayscale" among them.
 
@@ -42,13 +44,28 @@ MODEL_EXPECTED = (
 )
 
 
-def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
-    """Standardize pixel values in [0, 255] with shape (..., H, W, C) as `mode` says; returns float32.
+def _per_image_axes(rank: int | None, spatial_axes: int | None) -> list[int]:
+    """The axes one image (or volume) spans: its spatial axes and channels, the last `spatial_axes` + 1.
 
-    "torch" and "caffe" need exactly 3 channels; the other modes accept any channel count.
+    By default a 5D tensor is a batch of volumes (3 spatial axes) and anything else images (2), so a 4D
+    batch of images and a single (H, W, C) image are reduced exactly as before volumes existed.
+    """
+    if spatial_axes is None:
+        spatial_axes = 3 if rank == 5 else 2
+    return list(range(-spatial_axes - 1, 0))
+
+
+def standardize(images: tf.Tensor, mode: str, *, spatial_axes: int | None = None) -> tf.Tensor:
+    """Standardize pixel values in [0, 255] with shape (..., H, W, C) or (..., D, H, W, C) as `mode` says.
+
+    Returns float32. "torch" and "caffe" need exactly 3 channels; the other modes accept any channel count.
+    The per-image modes ("zscore", "minmax", "grayscale") reduce over each image's or volume's
+    `spatial_axes` axes and its channels: 2 (images) unless the tensor is 5D, a batch of volumes (3);
+    pass `spatial_axes=3` for a single (D, H, W, C) volume.
     """
     check_mode(mode)
     x = tf.cast(tf.convert_to_tensor(images), tf.float32)
+    axes = _per_image_axes(x.shape.rank, spatial_axes)
     if mode in ("torch", "caffe"):
         channels = x.shape[-1] if x.shape.rank else None
         if channels is not None and channels != 3:
@@ -65,11 +82,11 @@ def standardize(images: tf.Tensor, mode: str) -> tf.Tensor:
     if mode == "unit":
         return x / 255.0
     if mode == "zscore":
-        mean, variance = tf.nn.moments(x, axes=[-3, -2, -1], keepdims=True)
+        mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
         return (x - mean) / tf.maximum(tf.sqrt(variance), ZSCORE_EPSILON)
     if mode in PER_IMAGE_RANGE:
-        low = tf.reduce_min(x, axis=[-3, -2, -1], keepdims=True)
-        span = tf.reduce_max(x, axis=[-3, -2, -1], keepdims=True) - low
+        low = tf.reduce_min(x, axis=axes, keepdims=True)
+        span = tf.reduce_max(x, axis=axes, keepdims=True) - low
         return tf.math.divide_no_nan(x - low, span) * PER_IMAGE_RANGE[mode]
     return x
 
@@ -91,9 +108,10 @@ def gray_lookup(mode: str) -> np.ndarray | None:
 class Standardization(keras.layers.Layer):
     """uint8 (or [0, 255] float) images → `channels` float32 channels standardized as `mode` says.
 
-    A uint8 gray batch bound for RGB goes through one 256-entry lookup table (`gray_lookup`): a
-    gather instead of a cast, a replication and the arithmetic. Always float32, whatever the dtype
-    policy, so that mixed precision starts at the backbone.
+    It takes image batches (batch, H, W, C) and volume batches (batch, D, H, W, C); the per-image modes
+    standardize each image or volume over all its axes but the batch's. A uint8 gray batch bound for RGB
+    goes through one 256-entry lookup table (`gray_lookup`): a gather instead of a cast, a replication and
+    the arithmetic. Always float32, whatever the dtype policy, so that mixed precision starts at the backbone.
     """
 
     def __init__(self, mode: str, channels: int = 3, **kwargs: Any) -> None:
@@ -128,9 +146,8 @@ def has_standardization(model: keras.Model) -> bool:
 
 
 def with_standardization(model: keras.Model, mode: str, channels: int) -> keras.Model:
-    """`model` (taking standardized float images) behind a uint8 input with `channels` channels."""
-    height, width = model.input_shape[1:3]
-    image = keras.Input(shape=(height, width, channels), dtype="uint8", name="image")
+    """`model` (taking standardized float images or volumes) behind a uint8 input with `channels` channels."""
+    image = keras.Input(shape=(*model.input_shape[1:-1], channels), dtype="uint8", name="image")
     outputs = model(Standardization(mode, channels=model.input_shape[-1], name=LAYER_NAME)(image))
     return keras.Model(image, outputs, name=model.name)
 
