@@ -16,6 +16,7 @@ from medbench.benchmark.vocabulary import (
     TRANSFORMS,
     UNCERTAINTY_POLICIES,
     UNCERTAINTY_PRESETS,
+    VOLUME_SIZE,
 )
 from medbench.errors import BenchmarkNameError
 
@@ -57,26 +58,38 @@ lr_factors = st.one_of(
     st.floats(min_value=1e-6, max_value=0.999999, exclude_min=True),
 )
 
-benchmarks = st.builds(
+common_fields = {
+    "dataset": st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
+    "loss": st.sampled_from(LOSSES),
+    "epochs": st.integers(1, 500),
+    "batch_size": st.integers(1, 4096),
+    "n_classes": st.integers(1, 40),
+    "learning_rate": learning_rates,
+    "lr_factor": lr_factors,
+    "l1_normed": st.booleans(),
+    "augmentations": st.lists(st.sampled_from(AUGMENTATIONS), unique=True).map(tuple),
+    "uncertainty": st.sampled_from(UNCERTAINTY_POLICIES + tuple(UNCERTAINTY_PRESETS)),
+    "split": _split(),
+    "optimizer": st.sampled_from(OPTIMIZERS),
+    "upsampled": st.booleans(),
+    "seed": st.integers(0, 2**31),
+}
+image_benchmarks = st.builds(
     Benchmark,
-    dataset=st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
-    loss=st.sampled_from(LOSSES),
-    epochs=st.integers(1, 500),
-    batch_size=st.integers(1, 4096),
-    n_classes=st.integers(1, 40),
+    **common_fields,
     image_size=st.integers(IMAGE_SIZE.low, 2048),
-    learning_rate=learning_rates,
-    lr_factor=lr_factors,
-    l1_normed=st.booleans(),
     crop=st.booleans(),
-    augmentations=st.lists(st.sampled_from(AUGMENTATIONS), unique=True).map(tuple),
     transformations=st.lists(transform, max_size=4).map(tuple),
-    uncertainty=st.sampled_from(UNCERTAINTY_POLICIES + tuple(UNCERTAINTY_PRESETS)),
-    split=_split(),
-    optimizer=st.sampled_from(OPTIMIZERS),
-    upsampled=st.booleans(),
-    seed=st.integers(0, 2**31),
+    dimension=st.just(2),
 )
+volume_benchmarks = st.builds(
+    Benchmark,
+    **common_fields,
+    image_size=st.integers(VOLUME_SIZE.low, VOLUME_SIZE.high),
+    dimension=st.just(3),
+    depth=st.one_of(st.none(), st.integers(VOLUME_SIZE.low, VOLUME_SIZE.high)),
+)
+benchmarks = st.one_of(image_benchmarks, volume_benchmarks)
 
 
 @settings(max_examples=600, deadline=None)
@@ -331,3 +344,55 @@ def test_legacy_reading_still_refuses_what_it_cannot_read(original: str, must_me
     for text in must_mention:
         assert text in str(caught.value)
     assert repr(original) in str(caught.value), "the error names the name as given"
+
+
+# --------------------------------------------------------------------------------------------------
+# The dimension token: 3D benchmarks of volumes
+# --------------------------------------------------------------------------------------------------
+
+VOLUME_NAME = "ctdemo_3D_BCE_E2_B4_C0_N2_AugAffineColor_D32_DS602020_1LR3_LF5_Adam"
+
+
+def test_the_3d_token_follows_the_dataset_and_2d_names_are_unchanged() -> None:
+    volume = Benchmark.from_name(VOLUME_NAME)
+    assert volume.dimension == 3 and volume.depth is None and volume.spatial_shape == (32, 32, 32)
+    assert volume.name == VOLUME_NAME
+    image = Benchmark.from_name(VOLUME_NAME.replace("_3D", "").replace("ctdemo", "demo"))
+    assert image.dimension == 2 and image.spatial_shape == (32, 32) and "3D" not in image.name
+    assert Benchmark.from_name(EXAMPLE_NAME).dimension == 2
+    assert Benchmark.from_name(VOLUME_NAME.replace("_3D", "_2D")).dimension == 2, "2D may be written, is left out"
+
+
+def test_a_depth_token_makes_a_non_cubic_volume_and_a_cube_has_one_spelling() -> None:
+    deep = Benchmark.from_name(VOLUME_NAME.replace("_D32_", "_D32_Z16_"))
+    assert deep.depth == 16 and deep.spatial_shape == (16, 32, 32) and "_D32_Z16_" in deep.name
+    assert Benchmark.from_name(VOLUME_NAME.replace("_D32_", "_D32_Z32_")).name == VOLUME_NAME
+    assert Benchmark(dataset="ct", dimension=3, image_size=32, depth=32) == Benchmark(
+        dataset="ct", dimension=3, image_size=32
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "must_mention"),
+    [
+        (VOLUME_NAME.replace("_C0_", "_C1_"), ["C1", "2D only", "C0"]),
+        (VOLUME_NAME.replace("_D32_", "_clahe_D32_"), ["'clahe'", "2D image filters", "3D"]),
+        (VOLUME_NAME.replace("_D32_", "_D600_"), ["D600", "8..512"]),
+        (VOLUME_NAME.replace("_D32_", "_D32_Z4_"), ["Z4", "8..512"]),
+        (VOLUME_NAME.replace("_3D_", "_").replace("_D32_", "_D32_Z16_"), ["Z16", "only a 3D benchmark"]),
+        (VOLUME_NAME.replace("_3D_", "_4D_"), ["'4D'", "position 2"]),
+        (VOLUME_NAME.replace("_3D_", "_").replace("_BCE_", "_BCE_3D_"), ["'3D'", "position 3"]),
+    ],
+    ids=["crop", "transformation", "size", "depth", "2d-depth", "4d", "late-token"],
+)
+def test_what_a_volume_cannot_carry_is_refused_naming_the_token(name: str, must_mention: list[str]) -> None:
+    with pytest.raises(BenchmarkNameError) as caught:
+        Benchmark.from_name(name)
+    for text in must_mention:
+        assert text in str(caught.value)
+
+
+def test_an_older_dict_without_the_new_fields_reads_as_2d() -> None:
+    data = Benchmark.from_name(EXAMPLE_NAME).to_dict()
+    del data["dimension"], data["depth"]
+    assert Benchmark.from_dict(data) == Benchmark.from_name(EXAMPLE_NAME)

@@ -10,6 +10,7 @@ import pytest
 from cli_process import run_medbench
 
 from medbench.benchmark import ExperimentOptions
+from medbench.benchmark.spec import ExperimentSpec
 from medbench.cli import build_parser, main
 from medbench.settings import Settings
 
@@ -52,7 +53,10 @@ def test_every_option_is_reachable_and_defaults_come_from_the_vocabulary() -> No
     for key in ExperimentOptions.keys():
         assert key in text
     args = parser.parse_args(["exec", BASE, "--option", "max_train_samples=400", "--option", "weights=none"])
-    assert args.architecture == "2D.SmallCNN"
+    assert args.architecture is None  # the spec takes the default of the benchmark's dimension
+    assert ExperimentSpec(BASE, args.architecture).architecture == "2D.SmallCNN"
+    volume_name = "ctdemo_3D_BCE_E2_B2_C0_N2_D24_DS602020_1LR3_LF5_Adam"
+    assert ExperimentSpec(volume_name, args.architecture).architecture == "3D.SmallCNN"
     assert args.option == [("max_train_samples", 400), ("weights", None)]
     strategy = next(action for action in exec_parser._actions if action.dest == "strategy")  # noqa: SLF001
     assert tuple(strategy.choices) == ("default", "mirrored", "multiworker")

@@ -9,6 +9,7 @@ different policies are compared on the same truth.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -178,15 +179,19 @@ def batch_memory(spec: ExperimentSpec) -> int:
     """A lower bound on the host memory one batch takes: the uint8 batches the pipeline prefetches and the
     float32 batch the model's input makes of one (activations and weights come on top)."""
     benchmark = spec.benchmark
-    pixels = benchmark.batch_size * benchmark.image_size**2
+    pixels = benchmark.batch_size * math.prod(benchmark.spatial_shape)
     return pixels * 3 * (_PREFETCHED_BATCHES + 4)
 
 
 def prepare(spec: ExperimentSpec, settings: Settings) -> tuple[ExperimentData, ImageCache]:
     """The splits of `spec` with its dataset's preprocessing cache built (or reused) and unreadable images handled."""
+    benchmark = spec.benchmark
+    samples = f"images of {benchmark.image_size} px"
+    if benchmark.dimension == 3:
+        samples = f"volumes of {'×'.join(map(str, benchmark.spatial_shape))} voxels"
     require_memory(
         batch_memory(spec),
-        f"{spec.name}: a batch of {spec.benchmark.batch_size} images of {spec.benchmark.image_size} px",
+        f"{spec.name}: a batch of {benchmark.batch_size} {samples}",
         advice="a smaller batch size (B) or image size (D)",
     )
     data = prepare_data(spec, settings.data_dir)

@@ -35,7 +35,6 @@ from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
 from medbench.benchmark.predefined import grid
 from medbench.benchmark.spec import ExperimentSpec
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE
 from medbench.benchmark.yaml_text import load_yaml
 from medbench.errors import BenchmarkNameError, ConfigError, MedbenchError, StorageError, shown
 from medbench.settings import Settings
@@ -70,8 +69,11 @@ def _check_fields(value: dict[Any, Any], where: str) -> None:
         raise ConfigError(f"{where}: missing Benchmark fields {missing}; expected at least {', '.join(required)}")
 
 
-def _architectures(value: Any, where: str) -> list[str]:
-    names = [DEFAULT_ARCHITECTURE] if value is None else [value] if isinstance(value, str) else value
+def _architectures(value: Any, where: str) -> list[str | None]:
+    """The architecture keys a batch names; None (each benchmark's dimension's default) when it names none."""
+    if value is None:
+        return [None]
+    names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         raise ConfigError(
             f"{where}: expected an architecture key or a non-empty list of them (e.g. [2D.SmallCNN]), "

@@ -18,9 +18,11 @@ from medbench.benchmark.name import decode, encode
 from medbench.benchmark.vocabulary import (
     AUGMENTATIONS,
     BATCH_SIZE,
+    DEFAULT_DIMENSION,
     DEFAULT_OPTIMIZER,
     DEFAULT_SEED,
     DEFAULT_UNCERTAINTY,
+    DIMENSIONS,
     EPOCHS,
     IMAGE_SIZE,
     LEARNING_RATE,
@@ -32,6 +34,7 @@ from medbench.benchmark.vocabulary import (
     SPLIT_PERCENT,
     UNCERTAINTY_POLICIES,
     UNCERTAINTY_PRESETS,
+    VOLUME_SIZE,
     parse_transformation,
 )
 from medbench.data.label_policy import UncertaintyPreset
@@ -43,7 +46,11 @@ LEGACY_SPLIT = (60, 20, 20)
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A dataset and every hyperparameter of a training run; `name` encodes all of it."""
+    """A dataset and every hyperparameter of a training run; `name` encodes all of it.
+
+    `dimension` 3 makes it a benchmark of volumes (the ``3D`` token): `image_size` is then the height and
+    width of the stored volumes, and `depth` their depth (None: `image_size`, a cube; written ``Z<depth>``).
+    """
 
     dataset: str
     loss: str = "BCE"
@@ -62,8 +69,12 @@ class Benchmark:
     optimizer: str = DEFAULT_OPTIMIZER
     upsampled: bool = False
     seed: int = DEFAULT_SEED
+    dimension: int = DEFAULT_DIMENSION
+    depth: int | None = None
 
     def __post_init__(self) -> None:
+        if self.depth is not None and self.depth == self.image_size:
+            object.__setattr__(self, "depth", None)  # a cube has one spelling: no Z token
         object.__setattr__(self, "augmentations", tuple(self.augmentations))
         object.__setattr__(self, "transformations", tuple(self.transformations))
         object.__setattr__(self, "split", tuple(int(part) for part in self.split))
@@ -89,6 +100,13 @@ class Benchmark:
         except BenchmarkNameError as error:
             read_as = f" (read as {shown(source)})" if source != text else ""
             raise BenchmarkNameError(f"benchmark name {shown(text)}{read_as}: {error}") from None
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """(height, width) of the stored images, or (depth, height, width) of the stored volumes."""
+        if self.dimension == 3:
+            return self.depth or self.image_size, self.image_size, self.image_size
+        return self.image_size, self.image_size
 
     @property
     def uncertainty_preset(self) -> UncertaintyPreset | None:
@@ -133,7 +151,14 @@ def _validate(b: Benchmark) -> None:
     EPOCHS.check("epochs", b.epochs, f"E{b.epochs}")
     BATCH_SIZE.check("batch_size", b.batch_size, f"B{b.batch_size}")
     N_CLASSES.check("n_classes", b.n_classes, f"N{b.n_classes}")
-    IMAGE_SIZE.check("image_size", b.image_size, f"D{b.image_size}")
+    if b.dimension not in DIMENSIONS or isinstance(b.dimension, bool):
+        raise BenchmarkNameError(f"dimension {b.dimension!r}: expected 2 (images, no token) or 3 (volumes, 3D)")
+    if b.dimension == 3:
+        _validate_volume(b)
+    else:
+        IMAGE_SIZE.check("image_size", b.image_size, f"D{b.image_size}")
+        if b.depth is not None:
+            raise BenchmarkNameError(f"depth Z{b.depth}: only a 3D benchmark has a depth; expected no Z token")
     SEED.check("seed", b.seed, f"S{b.seed}")
     LEARNING_RATE.check("learning_rate", b.learning_rate)
     LR_FACTOR.check("lr_factor", b.lr_factor)
@@ -160,3 +185,19 @@ def _validate(b: Benchmark) -> None:
         )
     if b.optimizer not in OPTIMIZERS:
         raise BenchmarkNameError(f"optimizer {b.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+
+
+def _validate_volume(b: Benchmark) -> None:
+    """What a 3D benchmark may not carry: the 2D-only crop and transformations; and its sizes' range."""
+    VOLUME_SIZE.check("image_size", b.image_size, f"D{b.image_size} of a 3D benchmark")
+    if b.depth is not None:
+        VOLUME_SIZE.check("depth", b.depth, f"Z{b.depth}")
+    if b.crop:
+        raise BenchmarkNameError(
+            "cropping C1 (the lung-field crop of chest X-rays) is 2D only; expected C0 in a 3D benchmark"
+        )
+    if b.transformations:
+        raise BenchmarkNameError(
+            f"transformations {'-'.join(b.transformations)!r} are 2D image filters; expected none in a 3D benchmark "
+            "(a volume's intensity window is its dataset's volume_window)"
+        )

@@ -2,8 +2,11 @@
 
 Name scheme (tokens joined by ``_``; optional ones are left out when they hold their default)::
 
-    [Dataset]_[Loss]_[L1Normed]_[E#]_[B#]_[C0|C1]_[N#]_[Aug…]_[transforms]_[U…]_[D#]_[DS####]_
+    [Dataset]_[3D]_[Loss]_[L1Normed]_[E#]_[B#]_[C0|C1]_[N#]_[Aug…]_[transforms]_[U…]_[D#]_[Z#]_[DS####]_
     [#LR#]_[LF#]_[Optimizer]_[upsampled]_[S#]
+
+``3D`` marks a benchmark of volumes (no token: images); its ``D#`` is the side of the volume's height and
+width and of its depth, unless ``Z#`` gives the depth (volumes only).
 
 `encode` and `decode` work on plain field values; `Benchmark` validates them against the vocabulary.
 Tokens the original project wrote differently but unambiguously (``D9505`` for the split, an omitted
@@ -20,6 +23,7 @@ from typing import Any
 
 from medbench.benchmark.vocabulary import (
     AUGMENTATIONS,
+    DEFAULT_DIMENSION,
     DEFAULT_OPTIMIZER,
     DEFAULT_SEED,
     DEFAULT_UNCERTAINTY,
@@ -65,7 +69,10 @@ def decode_lr_factor(token: str) -> float:
 def encode(values: Mapping[str, Any]) -> str:
     """The name of a benchmark given its field values (a `Benchmark`'s fields)."""
     v = values
-    tokens = [v["dataset"], v["loss"]]
+    tokens = [v["dataset"]]
+    if v["dimension"] != DEFAULT_DIMENSION:
+        tokens.append(f"{v['dimension']}D")
+    tokens.append(v["loss"])
     if v["l1_normed"]:
         tokens.append("L1Normed")
     tokens += [f"E{v['epochs']}", f"B{v['batch_size']}", f"C{int(v['crop'])}", f"N{v['n_classes']}"]
@@ -77,6 +84,8 @@ def encode(values: Mapping[str, Any]) -> str:
     if uncertainty != DEFAULT_UNCERTAINTY:
         tokens.append(uncertainty if uncertainty in UNCERTAINTY_PRESETS else "U" + uncertainty.removesuffix("s"))
     tokens.append(f"D{v['image_size']}")
+    if v["depth"] is not None:
+        tokens.append(f"Z{v['depth']}")
     if v["split"]:
         tokens.append("DS" + "".join(f"{part:02d}" for part in v["split"]))
     tokens += [encode_learning_rate(v["learning_rate"]), encode_lr_factor(v["lr_factor"]), v["optimizer"]]
@@ -134,6 +143,12 @@ def _parse_split(token: str) -> dict[str, Any]:
 
 
 FIELDS: tuple[_Field, ...] = (
+    _Field(
+        "dimension",
+        r"[23]D",
+        f"3D for volumes (omitted = {DEFAULT_DIMENSION}D images)",
+        lambda t: {"dimension": int(t[0])},
+    ),
     _Field("loss", "|".join(LOSSES), ", ".join(LOSSES), lambda t: {"loss": t}, required=True),
     _Field("class weight", r"L1Normed", "L1Normed (or omitted)", lambda t: {"l1_normed": True}),
     _Field("epochs", r"E\d+", "E<epochs>, e.g. E3", lambda t: {"epochs": int(t[1:])}, required=True),
@@ -159,6 +174,7 @@ FIELDS: tuple[_Field, ...] = (
         _parse_uncertainty,
     ),
     _Field("image dimension", r"D\d+", "D<pixels>, e.g. D256", lambda t: {"image_size": int(t[1:])}, required=True),
+    _Field("volume depth", r"Z\d+", "Z<slices> (3D only; omitted = D)", lambda t: {"depth": int(t[1:])}),
     _Field(
         "split", r"DS\d+|D\d{4}|D\d{6}", "DS<train><val>[<test>] in two-digit percentages, e.g. DS9505", _parse_split
     ),

@@ -14,7 +14,7 @@ from typing import Any
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, LOSS_TASKS, losses_for
+from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURES, LOSS_TASKS, losses_for
 from medbench.data.datasets import get_dataset
 from medbench.data.label_policy import uncertain_targets
 from medbench.errors import ConfigError, MedbenchError
@@ -35,7 +35,7 @@ class ExperimentSpec:
     """
 
     benchmark: Benchmark
-    architecture: str = DEFAULT_ARCHITECTURE
+    architecture: str | None = None
     options: ExperimentOptions = field(default_factory=ExperimentOptions)
 
     def __post_init__(self) -> None:
@@ -45,7 +45,8 @@ class ExperimentSpec:
             raise ConfigError(f"benchmark {self.benchmark!r}: expected a Benchmark or a benchmark name")
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", ExperimentOptions.from_dict(self.options))
-        object.__setattr__(self, "architecture", get_architecture(self.architecture).key)
+        chosen = self.architecture or DEFAULT_ARCHITECTURES[self.benchmark.dimension]
+        object.__setattr__(self, "architecture", get_architecture(chosen).key)
 
     @property
     def task(self) -> str:
@@ -70,6 +71,8 @@ class ExperimentSpec:
         try:
             Benchmark.from_dict(self.benchmark.to_dict())
             dataset = get_dataset(self.benchmark.dataset)
+            info = get_architecture(self.architecture)
+            self._check_dimension(dataset.dimension, dataset.format, info.dimension, info.key)
             classes = dataset.classes_for(self.benchmark.n_classes)
             task = dataset.task_for(self.benchmark.n_classes)
             if task not in LOSS_TASKS[self.benchmark.loss]:
@@ -78,11 +81,15 @@ class ExperimentSpec:
                     f"expected one of {', '.join(losses_for(task))}"
                 )
             uncertain_targets(self.benchmark.uncertainty, classes)
-            info = get_architecture(self.architecture)
             if self.benchmark.image_size < info.min_input_size:
                 raise ConfigError(
                     f"image dimension D{self.benchmark.image_size} is below the {info.min_input_size} px "
                     f"that {info.key} accepts"
+                )
+            if min(self.benchmark.spatial_shape) < info.min_input_size:
+                raise ConfigError(
+                    f"volume depth Z{self.benchmark.depth} is below the {info.min_input_size} voxels that {info.key} "
+                    "accepts"
                 )
             if self.options.weights is not None and self.options.weights.strip().lower() == "imagenet":
                 if info.weights_file is None:
@@ -95,6 +102,22 @@ class ExperimentSpec:
         except MedbenchError as error:
             raise ConfigError(f"{self.name}: {error}") from None
         return self
+
+    def _check_dimension(self, dataset: int, dataset_format: str, architecture: str, key: str) -> None:
+        """The benchmark, its dataset and the architecture must agree on images (2D) or volumes (3D)."""
+        benchmark = f"{self.benchmark.dimension}D"
+        written = "the 3D token" if benchmark == "3D" else "no 3D token"
+        if f"{dataset}D" != benchmark:
+            raise ConfigError(
+                f"benchmark {self.benchmark.name} is {benchmark} ({written}) but dataset {self.benchmark.dataset!r} "
+                f"(format {dataset_format!r}) holds {dataset}D {'volumes' if dataset == 3 else 'images'}; expected "
+                f"{'the 3D token after the dataset' if dataset == 3 else 'a 3D dataset (format volumes)'}"
+            )
+        if architecture != benchmark:
+            raise ConfigError(
+                f"benchmark {self.benchmark.name} is {benchmark} ({written}) but architecture {key} is {architecture}; "
+                f"expected a {benchmark} architecture (a key starting with {benchmark}.)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The three parts as config.json and log entries store them."""

@@ -19,9 +19,12 @@ __all__ = [
     "AUGMENTATIONS",
     "BATCH_SIZE",
     "DEFAULT_ARCHITECTURE",
+    "DEFAULT_ARCHITECTURES",
+    "DEFAULT_DIMENSION",
     "DEFAULT_OPTIMIZER",
     "DEFAULT_SEED",
     "DEFAULT_UNCERTAINTY",
+    "DIMENSIONS",
     "EPOCHS",
     "IMAGE_SIZE",
     "LEARNING_RATE",
@@ -41,6 +44,7 @@ __all__ = [
     "UNCERTAINTY_POLICIES",
     "UNCERTAINTY_PRESETS",
     "UNMENTIONED_POLICIES",
+    "VOLUME_SIZE",
     "FloatRange",
     "IntRange",
     "Transformation",
@@ -74,7 +78,12 @@ AUGMENTATIONS: tuple[str, ...] = ("affine", "color")
 DEFAULT_UNCERTAINTY = "zeros"
 DEFAULT_SEED = 0
 DEFAULT_ARCHITECTURE = "2D.SmallCNN"
-"""The architecture of `medbench exec BENCHMARK` and of batch files that name none."""
+"""The architecture of a 2D `medbench exec BENCHMARK` and of batch files that name none."""
+DEFAULT_ARCHITECTURES = MappingProxyType({2: DEFAULT_ARCHITECTURE, 3: "3D.SmallCNN"})
+"""The architecture of a benchmark that names none, by the benchmark's dimension."""
+DIMENSIONS: tuple[int, ...] = (2, 3)
+"""Spatial dimensions of a benchmark's samples: 2 = images (no token), 3 = volumes (the ``3D`` token)."""
+DEFAULT_DIMENSION = 2
 
 LR_SCHEDULES: tuple[str, ...] = ("plateau", "epoch")
 """`ExperimentOptions.lr_schedule`: decay on a validation plateau, or after every epoch."""
@@ -127,6 +136,8 @@ EPOCHS = IntRange(1, 1000)
 BATCH_SIZE = IntRange(1, 4096)
 N_CLASSES = IntRange(1, 1000)
 IMAGE_SIZE = IntRange(8, 4096)
+VOLUME_SIZE = IntRange(8, 512)
+"""A 3D benchmark's ``D`` (and ``Z`` depth) in voxels: 512³ is the most voxels medbench reads from one volume."""
 SEED = IntRange(0, 2**32 - 1)
 """NumPy's seed range: `keras.utils.set_random_seed` seeds NumPy with it."""
 LEARNING_RATE = FloatRange(0.0, 10.0, high_included=True)

@@ -31,10 +31,12 @@ from medbench.data.readers import (
     read_dicom_csv,
     read_generic_csv,
     read_onehot_csv,
+    read_volume_csv,
 )
 from medbench.data.readers.chestxray14 import split_official_lists
 from medbench.data.readers.table import compile_patient_pattern
 from medbench.data.tasks import DECLARED_TASKS, task_for
+from medbench.data.volumes import check_volume_settings
 from medbench.errors import DatasetError
 from medbench.registry import Registry
 
@@ -84,12 +86,14 @@ class DatasetFormat:
             `_FIELD_PURPOSES`, which the error message quotes).
         task: What a label row means unless the spec says otherwise (`medbench.data.tasks`): one-hot
             files and class folders hold one class per image.
+        dimension: 2 for images, 3 for volumes (what a benchmark's ``3D`` token must match).
     """
 
     name: str
     load: Callable[[DatasetSpec, Path, bool], tuple[pd.DataFrame, pd.DataFrame | None]]
     required: tuple[str, ...] = ()
     task: str = "multilabel"
+    dimension: int = 2
 
 
 _FIELD_PURPOSES: Mapping[str, str] = {
@@ -153,6 +157,20 @@ def _dicom_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) ->
     )
 
 
+def _volume_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
+    """One label file over volume files or DICOM series folders below ``spec.image_dir`` (default: `root`)."""
+    return read_volume_csv(
+        root / name,
+        root / (spec.image_dir or ""),
+        str(spec.path_column),
+        spec.classes,
+        dataset_root=root,
+        patient_column=spec.patient_column,
+        patient_pattern=spec.patient_pattern,
+        check_images=check_images,
+    )
+
+
 def _folder_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
     """One folder of class subfolders (`check_images` is moot: the images are what is listed)."""
     return read_class_folders(
@@ -186,6 +204,7 @@ FORMATS: Mapping[str, DatasetFormat] = {
         DatasetFormat("csv", partial(_load_parts, _csv_part), required=("path_column",)),
         DatasetFormat("folder", partial(_load_parts, _folder_part), task="multiclass"),
         DatasetFormat("dicom", partial(_load_parts, _dicom_part), required=("image_dir", "path_column")),
+        DatasetFormat("volumes", partial(_load_parts, _volume_part), required=("path_column",), dimension=3),
     )
 }
 """Label-file formats a `DatasetSpec` can declare, by name."""
@@ -205,7 +224,7 @@ class DatasetSpec:
     Attributes:
         name: Registry key: lowercase letters, digits and single hyphens (``"chexpert-dev"``).
         format: One of `FORMATS` (``"chexpert"``, ``"chestxray14"``, ``"onehot"``, ``"csv"``, ``"folder"``,
-            ``"dicom"``).
+            ``"dicom"``, ``"volumes"``: 3D volume files or DICOM series folders).
         root: Dataset folder, relative to the data directory or absolute.
         train: Training label file relative to `root` (for ``"folder"``: the training subfolder).
         test: The official test labels relative to `root`, or None when the test set is split from
@@ -214,12 +233,15 @@ class DatasetSpec:
         classes: Class names in the dataset's canonical order (the order of the label columns).
         label_sets: Class subsets by size n (``{5: (...), 12: (...), 14: (...)}``); must include
             ``len(classes)``. Empty means only the full set.
-        image_dir: Folder of the images, relative to `root` (``"chestxray14"``, ``"onehot"``, ``"dicom"``).
+        image_dir: Folder of the images, relative to `root` (``"chestxray14"``, ``"onehot"``, ``"dicom"``;
+            ``"volumes"``: optional, default `root`).
         path_column: Column naming the image (``"csv"``; ``"onehot"`` defaults to ``"image"``; ``"dicom"``:
-            a file path below `image_dir`, or ``"SOPInstanceUID"`` to key rows by that UID).
-        patient_column: Column holding the patient id (``"onehot"``, ``"csv"``), if any.
+            a file path below `image_dir`, or ``"SOPInstanceUID"`` to key rows by that UID; ``"volumes"``: a
+            volume file or DICOM series folder below `image_dir`).
+        patient_column: Column holding the patient id (``"onehot"``, ``"csv"``, ``"volumes"``), if any.
         patient_pattern: Regular expression searched in each sample id whose first group (or whole
-            match) is the patient id (``"onehot"``, ``"csv"``, ``"folder"``), e.g. ``r"(\\d+)_\\d+\\.png$"``.
+            match) is the patient id (``"onehot"``, ``"csv"``, ``"folder"``, ``"volumes"``), e.g.
+            ``r"(\\d+)_\\d+\\.png$"``.
             Without a patient column or pattern every image counts as its own patient.
         image_extension: Suffix appended to the image names of a ``"onehot"`` file (``"jpg"``).
         train_list: ``"chestxray14"`` only: NIH's ``train_val_list.txt``; when present, images
@@ -229,6 +251,13 @@ class DatasetSpec:
         task: ``"multilabel"`` (any number of findings per image) or ``"multiclass"`` (exactly one);
             None takes the format's (``"onehot"`` and ``"folder"``: multi-class, the others multi-label).
             A one-class label set of a multi-label dataset is a binary task (`medbench.data.tasks`).
+        volume_spacing: ``"volumes"`` only: the voxel size (z, y, x) in mm every volume is resampled to before
+            it is fitted to the benchmark's shape, or None to keep each file's grid.
+        volume_window: ``"volumes"`` only: the intensity (low, high) mapped onto 0..255, e.g. the HU window
+            (-1000, 400) for CT; None maps each volume's own minimum..maximum.
+        volume_resize: ``"volumes"`` only: how a volume is fitted to the benchmark's shape: ``"resample"``
+            (linear interpolation of the whole volume, any size fits) or ``"pad_crop"`` (centre pad or crop,
+            which keeps the voxel scale: with `volume_spacing`, a field of view of D × spacing mm).
         description: One line for humans.
     """
 
@@ -247,6 +276,9 @@ class DatasetSpec:
     train_list: str | None = None
     channels: int = 1
     task: str | None = None
+    volume_spacing: tuple[float, float, float] | None = None
+    volume_window: tuple[float, float] | None = None
+    volume_resize: str = "resample"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -274,6 +306,28 @@ class DatasetSpec:
             compile_patient_pattern(self.patient_pattern)
         if self.task is not None and self.task not in DECLARED_TASKS:
             raise DatasetError(f"{where}: task {self.task!r}; expected one of {', '.join(DECLARED_TASKS)} or None")
+        self._check_volume_fields(where)
+
+    def _check_volume_fields(self, where: str) -> None:
+        """The volume fields: only for a volume format, numbers of the right count and sign, one channel."""
+        if self.dimension != 3:
+            given = [name for name in ("volume_spacing", "volume_window") if getattr(self, name) is not None]
+            if given or self.volume_resize != "resample":
+                raise DatasetError(
+                    f"{where}: {', '.join(given) or 'volume_resize'} set for format {self.format!r}; expected the "
+                    "volume fields only with format 'volumes'"
+                )
+            return
+        if self.channels != 1:
+            raise DatasetError(f"{where}: channels {self.channels}; expected 1 for volumes (one value per voxel)")
+        spacing, window = check_volume_settings(self.volume_spacing, self.volume_window, self.volume_resize, where)
+        object.__setattr__(self, "volume_spacing", spacing)
+        object.__setattr__(self, "volume_window", window)
+
+    @property
+    def dimension(self) -> int:
+        """2 for images, 3 for volumes: the format's (a 3D benchmark needs a dataset of dimension 3)."""
+        return FORMATS[self.format].dimension
 
     def _checked_label_sets(self, where: str) -> dict[int, tuple[str, ...]]:
         full = len(self.classes)

@@ -35,20 +35,31 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from medbench.data.dicom import is_dicom
-from medbench.errors import ImageError, shown
+from medbench.errors import DatasetError, ImageError, shown
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_VOLUME_VOXELS", "VOLUME_SUFFIXES", "Volume", "is_volume_path", "read_volume"]
+__all__ = [
+    "MAX_VOLUME_VOXELS",
+    "RESIZE_MODES",
+    "VOLUME_SUFFIXES",
+    "Volume",
+    "check_volume_settings",
+    "is_volume_path",
+    "read_volume",
+]
 
 MAX_VOLUME_VOXELS = 512**3
 """The most voxels medbench reads from one volume (512 MiB as float32): a large CT series is 512×512×1000 or
 less. A few-KB header that claims more is refused before any voxel is read."""
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".npy")
 """File name endings `read_volume` reads (case-insensitive); a folder is read as a DICOM series."""
+RESIZE_MODES = ("pad_crop", "resample")
+"""How a volume is fitted to a stored shape (`medbench.preprocessing.volume`): centre pad/crop, or linear
+interpolation. Defined here so that a `DatasetSpec` can check its `volume_resize` without the preprocessing."""
 
 _NIFTI = ("NIfTI", "NiftiImageIO")
 _META = ("MetaImage", "MetaImageIO")
@@ -112,6 +123,40 @@ def _floats(name: str, values: object, count: int, *, positive: bool = False) ->
         kind = "positive finite" if positive else "finite"
         raise ValueError(f"Volume {name} {shown(values)}: expected {count} {kind} numbers")
     return numbers
+
+
+def check_volume_settings(
+    spacing: object, window: object, resize: object, where: str
+) -> tuple[tuple[float, float, float] | None, tuple[float, float] | None]:
+    """A dataset's volume preprocessing settings checked: (spacing, window) as floats, or a `DatasetError`
+    naming `where` and the field. `resize` must be one of RESIZE_MODES."""
+    numbers = None if spacing is None else _finite_numbers(spacing, 3)
+    if spacing is not None and (numbers is None or min(numbers) <= 0):
+        raise DatasetError(
+            f"{where}: volume_spacing {shown(spacing)}; expected 3 voxel sizes (z, y, x) in mm, each > 0"
+        )
+    bounds = None if window is None else _finite_numbers(window, 2)
+    if window is not None and (bounds is None or not bounds[0] < bounds[1]):
+        raise DatasetError(
+            f"{where}: volume_window {shown(window)}; expected (low, high) intensities with low < high, e.g. "
+            "(-1000, 400) HU for CT"
+        )
+    if resize not in RESIZE_MODES:
+        raise DatasetError(f"{where}: volume_resize {shown(resize)}; expected one of {', '.join(RESIZE_MODES)}")
+    return (
+        None if numbers is None else (numbers[0], numbers[1], numbers[2]),
+        None if bounds is None else (bounds[0], bounds[1]),
+    )
+
+
+def _finite_numbers(values: object, count: int) -> tuple[float, ...] | None:
+    """`values` as `count` finite floats, or None when they are not that (booleans and strings are not numbers)."""
+    if isinstance(values, str | bytes) or not isinstance(values, tuple | list):
+        return None
+    if len(values) != count or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return None
+    numbers = tuple(float(v) for v in values)
+    return numbers if all(math.isfinite(n) for n in numbers) else None
 
 
 def is_volume_path(path: str | os.PathLike[str]) -> bool:

@@ -1,7 +1,9 @@
 """Augmentation of whole uint8 batches on the host: random affine warps (OpenCV) and colour jitter.
 
 Every draw comes from a stateless seed, so batch b of epoch e is augmented the same way in an
-uninterrupted and in a resumed run.
+uninterrupted and in a resumed run. Volume batches (n, depth, height, width, channels) take the same two
+augmentations: `affine` becomes `augment_volumes` (flips, an axial rotation and a zoom, NumPy and SciPy)
+seeded from the batch's seed, and the colour jitter works on any rank.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from medbench.pipeline.volume_augmentation import VolumeAugmentation, augment_volumes
+
 AFFINE_ROTATION_DEG = 15.0
 AFFINE_TRANSLATION = 0.05
 AFFINE_SCALE = (0.95, 1.05)
 COLOR_BRIGHTNESS = 0.1 * 255.0
 COLOR_CONTRAST = (0.9, 1.1)
+VOLUME_AFFINE = VolumeAugmentation()
+"""What `affine` does to a volume: flips of each axis, ±10° axial rotation, 0.9–1.1 zoom."""
+_UINT64 = 2**64
 
 
 def affine_matrices(draws: tf.Tensor, size: int) -> tf.Tensor:
@@ -85,14 +92,33 @@ def augment_affine_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     )
 
 
+def _volume_seed(seed: np.ndarray) -> tuple[int, ...]:
+    """A stateless TF seed (two int64) as the non-negative integers `augment_volumes` takes."""
+    return tuple(int(part) % _UINT64 for part in np.asarray(seed).reshape(-1))
+
+
+def augment_affine_volumes(volumes: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """`VOLUME_AFFINE` of each volume of a uint8 batch (n, d, h, w, c), drawn from `seed` (`augment_volumes`)."""
+    warped = tf.numpy_function(
+        lambda batch, key: augment_volumes(batch, VOLUME_AFFINE, _volume_seed(key)),
+        [volumes, seed],
+        tf.uint8,
+        stateful=False,
+    )
+    warped.set_shape(volumes.shape)
+    return warped
+
+
 def augment_color_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Per image: brightness ±10 % of the range, then contrast 0.9–1.1 about its channel means; [0, 255] kept."""
-    shape = (tf.shape(images)[0], 1, 1, 1)
+    """Per image (or volume): brightness ±10 % of the range, then contrast 0.9–1.1 about its channel means;
+    [0, 255] kept. Works on batches of any rank (n, ..., channels)."""
+    rank = images.shape.rank
+    shape = tf.concat([tf.shape(images)[:1], tf.ones([rank - 1], tf.int32)], axis=0)
     seeds = tf.random.experimental.stateless_split(seed, 2)
     delta = tf.random.stateless_uniform(shape, seed=seeds[0], minval=-COLOR_BRIGHTNESS, maxval=COLOR_BRIGHTNESS)
     factor = tf.random.stateless_uniform(shape, seed=seeds[1], minval=COLOR_CONTRAST[0], maxval=COLOR_CONTRAST[1])
     images = images + delta
-    mean = tf.reduce_mean(images, axis=(1, 2), keepdims=True)
+    mean = tf.reduce_mean(images, axis=tuple(range(1, rank - 1)), keepdims=True)
     return tf.clip_by_value((images - mean) * factor + mean, 0.0, 255.0)
 
 
@@ -100,11 +126,13 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, augmentations: Sequence[st
     """The benchmark's augmentations ("affine", "color") on a batch in [0, 255], drawn from `seed`.
 
     A uint8 batch stays uint8, which is what the model takes: `affine` warps it as uint8 and `color`
-    works on floats whose result is rounded back to the nearest grey level.
+    works on floats whose result is rounded back to the nearest grey level. A uint8 batch of volumes (rank 5)
+    is warped by `augment_affine_volumes`.
     """
     seeds = tf.random.experimental.stateless_split(seed, 2)
     if "affine" in augmentations:
-        images = augment_affine_batch(images, seeds[0])
+        volumes = images.shape.rank == 5
+        images = augment_affine_volumes(images, seeds[0]) if volumes else augment_affine_batch(images, seeds[0])
     if "color" in augmentations:
         coloured = augment_color_batch(tf.cast(images, tf.float32), seeds[1])
         images = tf.cast(tf.round(coloured), tf.uint8) if images.dtype == tf.uint8 else coloured

@@ -9,12 +9,25 @@ from medbench.benchmark.spec import ExperimentSpec
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Image size, batch size, augmentations and seed (standardization is the model's own first layer)."""
+    """Image size, batch size, augmentations and seed (standardization is the model's own first layer).
+
+    `dimension` 3 feeds volumes: `image_size` is then their height and width and `depth` their depth
+    (None: `image_size`), as the benchmark's ``D`` and ``Z`` say.
+    """
 
     image_size: int
     batch_size: int
     augmentations: tuple[str, ...] = ()
     seed: int = 0
+    dimension: int = 2
+    depth: int | None = None
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """(height, width) of the images, or (depth, height, width) of the volumes, that the cache must hold."""
+        if self.dimension == 3:
+            return self.depth or self.image_size, self.image_size, self.image_size
+        return self.image_size, self.image_size
 
     @classmethod
     def for_spec(cls, spec: ExperimentSpec, *, training: bool = False) -> PipelineConfig:
@@ -25,4 +38,6 @@ class PipelineConfig:
             batch_size=benchmark.batch_size,
             augmentations=benchmark.augmentations if training else (),
             seed=benchmark.seed,
+            dimension=benchmark.dimension,
+            depth=benchmark.depth,
         )

@@ -2,6 +2,7 @@
 
 Images come preprocessed from an `ImageCache` (medbench.preprocessing): one `tf.numpy_function` per
 batch gathers them from the memory-mapped shards, and everything after that works on whole batches.
+Volumes (a 3D benchmark) take the same path, as 5D batches (n, depth, height, width, 1).
 Batches stay uint8 with the cache's channels (1 for grayscale): the model standardizes them and
 expands them to its backbone's channels itself (`medbench.architectures.standardization`), on the
 device, from a quarter of the bytes a float32 batch would take.
@@ -36,11 +37,16 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def _check_cache(cache: ImageCache, config: PipelineConfig) -> None:
-    size = cache.image_shape[0]
-    if size != config.image_size:
+    shape = cache.image_shape[:-1]
+    if shape != config.spatial_shape:
+        if config.dimension == 2 and len(shape) == 2:
+            raise ConfigError(
+                f"pipeline image_size {config.image_size} but the cache {cache.directory} holds {shape[0]} px images; "
+                "expected a cache built with the same image size"
+            )
         raise ConfigError(
-            f"pipeline image_size {config.image_size} but the cache {cache.directory} holds {size} px images; "
-            "expected a cache built with the same image size"
+            f"pipeline samples of shape {config.spatial_shape} ({config.dimension}D) but the cache {cache.directory} "
+            f"holds samples of shape {shape}; expected a cache built with the same dimension and size"
         )
 
 

@@ -1,8 +1,9 @@
-"""Preprocessing (no TensorFlow): an image file → its cached uint8 pixels, computed once per dataset.
+"""Preprocessing (no TensorFlow): an image or volume file → its cached uint8 pixels, computed once per dataset.
 
 Modules: `transforms` (the named transformations of benchmark names), `crop` (lung-field cropping),
 `params` (PreprocessParams and `preprocess_image`, the single definition of the stored pixels),
-`cache` (build_cache, ImageCache) and `dataset_cache` (the cache of a benchmark's dataset).
+`volume` (VolumeParams and `preprocess_volume`, the same for volumes), `samples` (an image or a volume as
+one cache row), `cache` (build_cache, ImageCache) and `dataset_cache` (the cache of a benchmark's dataset).
 """
 
 from medbench.preprocessing.cache import CACHE_FORMAT_VERSION, BuildSummary, ImageCache, build_cache

@@ -1,9 +1,11 @@
 """The preprocessing cache: every image of a dataset preprocessed once, stored as memory-mapped uint8 shards.
 
 A cache lives in ``<cache root>/<key>/``. The key is a hash of the ordered source files (path, size,
-modification time), every `PreprocessParams` field and `CACHE_FORMAT_VERSION`, so any change to an
+modification time), every field of the parameters (`PreprocessParams` for images, `VolumeParams` for
+volumes: `medbench.preprocessing.samples`) and `CACHE_FORMAT_VERSION`, so any change to an
 image or a parameter gives a new folder and an unchanged dataset reuses the old one without touching a
-pixel. Images are stored in fixed-size shards ``shard-NNNNN.npy`` of shape (n, size, size, channels),
+pixel. Samples are stored in fixed-size shards ``shard-NNNNN.npy`` of shape (n, *sample shape): (n, size,
+size, channels) for images, (n, depth, height, width, 1) for volumes,
 read back with ``np.load(mmap_mode="r")`` (the fastest of .npy shards, PNG files and TFRecord when fed
 to tf.data). Each shard is written under a temporary name, fsynced and renamed, so a build killed
 half-way keeps its finished shards and the next build computes only the missing ones; `manifest.json`
@@ -43,8 +45,16 @@ from medbench.preprocessing.manifest import (
     read_manifest,
     shard_name,
 )
-from medbench.preprocessing.params import PreprocessParams
+from medbench.preprocessing.samples import (
+    SampleParams,
+    params_from_dict,
+    params_to_dict,
+    sample_bytes,
+    sample_shape,
+    sample_text,
+)
 from medbench.preprocessing.shards import BuildSummary, build_shards
+from medbench.preprocessing.volume import VolumeParams
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,9 @@ __all__ = [
 ]
 
 SHARD_SIZE = 512
+VOLUME_SHARD_BYTES = 256 * 2**20
+"""A volume cache's shards hold at most this many bytes (and at most SHARD_SIZE volumes), so that a damaged
+shard of large volumes is quick to rebuild; image caches keep SHARD_SIZE images per shard."""
 MAX_WORKERS = 256
 """Preprocessing threads at most: far more than cores help nothing, and each holds an image in memory."""
 KEY_LENGTH = 16
@@ -77,10 +90,18 @@ def _fingerprint(path: str) -> tuple[str, int, int]:
     return path, stat.st_size, stat.st_mtime_ns
 
 
-def cache_key(paths: Sequence[str], params: PreprocessParams, shard_size: int = SHARD_SIZE) -> str:
+def default_shard_size(params: SampleParams) -> int:
+    """Samples per shard: SHARD_SIZE images, or as many volumes as fit in VOLUME_SHARD_BYTES (1..SHARD_SIZE)."""
+    if isinstance(params, VolumeParams):
+        return max(1, min(SHARD_SIZE, VOLUME_SHARD_BYTES // sample_bytes(params)))
+    return SHARD_SIZE
+
+
+def cache_key(paths: Sequence[str], params: SampleParams, shard_size: int | None = None) -> str:
     """Short sha256 hex of the ordered sources (path, size, mtime_ns), the params and the storage format."""
+    shard_size = default_shard_size(params) if shard_size is None else shard_size
     digest = hashlib.sha256()
-    header = {"format_version": CACHE_FORMAT_VERSION, "shard_size": shard_size, "params": params.to_dict()}
+    header = {"format_version": CACHE_FORMAT_VERSION, "shard_size": shard_size, "params": params_to_dict(params)}
     digest.update(json.dumps(header, sort_keys=True).encode())
     for path in paths:
         name, size, mtime = _fingerprint(path)
@@ -99,10 +120,10 @@ def _unique(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
 
 @dataclass(eq=False)
 class ImageCache:
-    """A complete cache: preprocessed uint8 images of `paths`, row i holding `paths[i]`."""
+    """A complete cache: preprocessed uint8 images (or volumes) of `paths`, row i holding `paths[i]`."""
 
     directory: Path
-    params: PreprocessParams
+    params: SampleParams
     paths: tuple[str, ...]
     failed: dict[str, str]
     shard_size: int = SHARD_SIZE
@@ -137,9 +158,9 @@ class ImageCache:
         return cache
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        size = self.params.image_size
-        return size, size, self.params.channels
+    def image_shape(self) -> tuple[int, ...]:
+        """One sample's shape: (size, size, channels) for images, (depth, height, width, 1) for volumes."""
+        return sample_shape(self.params)
 
     @property
     def report_path(self) -> Path:
@@ -202,7 +223,7 @@ class ImageCache:
         return shard
 
     def images(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
-        """uint8 (n, size, size, channels) images of `rows`, gathered shard by shard in sorted order."""
+        """uint8 (n, *image_shape) samples of `rows`, gathered shard by shard in sorted order."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.empty((len(rows), *self.image_shape), dtype=np.uint8)
         if len(rows) == 0:
@@ -233,7 +254,7 @@ def _strict_error(cache: ImageCache) -> ImageError:
 
 
 def _inspect(
-    directory: Path, *, checksums: bool, expected: tuple[tuple[str, ...], PreprocessParams, int] | None = None
+    directory: Path, *, checksums: bool, expected: tuple[tuple[str, ...], SampleParams, int] | None = None
 ) -> tuple[ImageCache | None, list[Damage]]:
     """The cache in `directory` (None when its manifest is damaged) and every damaged file in it.
 
@@ -244,7 +265,7 @@ def _inspect(
         manifest = read_manifest(manifest_path, CACHE_FORMAT_VERSION)
         cache = ImageCache(
             directory=directory,
-            params=PreprocessParams.from_dict(manifest["params"]),
+            params=params_from_dict(manifest["params"]),
             paths=tuple(str(path) for path in manifest["paths"]),
             failed={str(path): str(reason) for path, reason in manifest["failed"].items()},
             shard_size=manifest["shard_size"],
@@ -314,13 +335,13 @@ def _storage_errors(directory: Path) -> Iterator[None]:
 
 def build_cache(
     paths: Sequence[str | os.PathLike[str]],
-    params: PreprocessParams,
+    params: SampleParams,
     cache_root: str | os.PathLike[str],
     *,
     workers: int | None = None,
     strict: bool = False,
     progress: bool = True,
-    shard_size: int = SHARD_SIZE,
+    shard_size: int | None = None,
     verify: bool = False,
 ) -> ImageCache:
     """Preprocess `paths` (duplicates dropped, order kept) into ``cache_root/<key>/``, or reuse that cache.
@@ -332,10 +353,13 @@ def build_cache(
     a file lock; the second reuses the first's work. Unreadable images are stored as zeros and listed
     in ``report.json`` and `ImageCache.failed`; with ``strict=True`` one ImageError names all of them
     (the cache is still completed, so a fixed dataset or a non-strict run does not redo the work).
-    `workers` threads preprocess (default: one per core). `shard_size` (images per shard file) is part
-    of the key. A cache folder that cannot be written when a build is needed is one StorageError.
+    `workers` threads preprocess (default: one per core). `shard_size` (samples per shard file, default
+    `default_shard_size`) is part of the key. `params` are a `PreprocessParams` (images) or a `VolumeParams`
+    (volumes, read and preprocessed by `preprocess_volume`). A cache folder that cannot be written when a
+    build is needed is one StorageError.
     """
     sources = _unique(paths)
+    shard_size = default_shard_size(params) if shard_size is None else shard_size
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS
     ):
@@ -383,20 +407,20 @@ def build_cache(
     return cache
 
 
-def _require_room(directory: Path, sources: tuple[str, ...], params: PreprocessParams, damage: list[Damage]) -> None:
+def _require_room(directory: Path, sources: tuple[str, ...], params: SampleParams, damage: list[Damage]) -> None:
     """Refuse a build whose shards cannot fit on the cache's disk, before an image is read.
 
     The estimate is the pixels of every image less the intact shard files already in the folder (a build
     interrupted earlier keeps them), so it is a lower bound: manifests and per-shard records come on top.
     """
-    per_image = params.image_size**2 * params.channels
+    per_image = sample_bytes(params)
     damaged = {item.path for item in damage}
     kept = sum(path.stat().st_size for path in directory.glob("shard-*.npy") if path not in damaged)
     need = len(sources) * per_image - kept
     require_disk(
         need,
         directory,
-        f"the cache of {len(sources):,} image(s) at {params.image_size} px",
+        f"the cache of {len(sources):,} image(s) at {sample_text(params)}",
         advice="free disk space, point MEDBENCH_CACHE_DIR at a larger disk, or use a smaller image size (D)",
     )
 
@@ -404,7 +428,7 @@ def _require_room(directory: Path, sources: tuple[str, ...], params: PreprocessP
 def _rebuild(
     directory: Path,
     sources: tuple[str, ...],
-    params: PreprocessParams,
+    params: SampleParams,
     shard_size: int,
     workers: int,
     progress: bool,

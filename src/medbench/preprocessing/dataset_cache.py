@@ -11,8 +11,11 @@ from collections.abc import Sequence
 
 from medbench.benchmark.benchmark import Benchmark
 from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
+from medbench.errors import ConfigError
 from medbench.preprocessing.cache import ImageCache, build_cache
 from medbench.preprocessing.params import PreprocessParams
+from medbench.preprocessing.samples import SampleParams
+from medbench.preprocessing.volume import VolumeParams
 from medbench.settings import Settings
 
 
@@ -21,9 +24,24 @@ def dataset_image_paths(dataset: str, settings: Settings) -> list[str]:
     return all_image_paths(*load_dataset(get_dataset(dataset), settings.data_dir))
 
 
-def benchmark_params(benchmark: Benchmark) -> PreprocessParams:
-    """The stored pixels a benchmark implies: its image size, crop and transformations, its dataset's channels."""
-    return PreprocessParams.for_benchmark(benchmark, channels=get_dataset(benchmark.dataset).channels)
+def benchmark_params(benchmark: Benchmark) -> SampleParams:
+    """The stored pixels a benchmark implies: its image size, crop and transformations, its dataset's channels.
+
+    A 3D benchmark stores volumes of its shape (Z × D × D), resampled to its dataset's voxel spacing and
+    windowed with its dataset's intensity window.
+    """
+    dataset = get_dataset(benchmark.dataset)
+    if benchmark.dimension != dataset.dimension:
+        raise ConfigError(
+            f"benchmark {benchmark.name} is {benchmark.dimension}D but dataset {dataset.name!r} holds "
+            f"{dataset.dimension}D samples; expected {'the' if dataset.dimension == 3 else 'no'} 3D token"
+        )
+    if benchmark.dimension == 3:
+        depth, height, width = benchmark.spatial_shape
+        return VolumeParams(
+            (depth, height, width), dataset.volume_spacing, dataset.volume_window, dataset.volume_resize
+        )
+    return PreprocessParams.for_benchmark(benchmark, channels=dataset.channels)
 
 
 def build_benchmark_cache(

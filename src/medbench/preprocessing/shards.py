@@ -35,7 +35,7 @@ from medbench.preprocessing.manifest import (
     new_checksum,
     shard_name,
 )
-from medbench.preprocessing.params import PreprocessParams, preprocess_image
+from medbench.preprocessing.samples import SampleParams, params_to_dict, preprocess_sample, sample_shape
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +81,16 @@ def _reason(path: str, error: Exception) -> str:
     return f"preprocessing failed ({type(error).__name__}: {message})"
 
 
-def _preprocess_one(path: str, params: PreprocessParams) -> tuple[np.ndarray | None, str | None]:
+def _preprocess_one(path: str, params: SampleParams) -> tuple[np.ndarray | None, str | None]:
     try:
-        image = preprocess_image(path, params)
+        image = preprocess_sample(path, params)
     except (ImageError, cv2.error, ValueError) as error:
         return None, _reason(path, error)
     return image, None
 
 
 def _finished_shard(
-    directory: Path, index: int, rows: tuple[int, int], shape: tuple[int, int, int]
+    directory: Path, index: int, rows: tuple[int, int], shape: tuple[int, ...]
 ) -> tuple[dict[str, str], ShardRecord] | None:
     """The failures and record of shard `index` when it is complete and matches its own record
     (``shard-NNNNN.json``: size, header and checksum, so a shard reused from an unfinished build was
@@ -116,13 +116,14 @@ def _remove_temporaries(directory: Path) -> None:
 
 
 def _results(
-    paths: list[str], params: PreprocessParams, workers: int, ahead: int
+    paths: list[str], params: SampleParams, workers: int, ahead: int
 ) -> Iterator[tuple[np.ndarray | None, str | None]]:
     """Preprocess `paths` in order, in this thread or on `workers` threads, at most `ahead` images ahead.
 
     Threads, not processes: OpenCV releases the GIL while decoding, converting and resizing, so threads
     scale like processes without their start-up cost (and die with the process). OpenCV's own threading
-    is turned off meanwhile, as it only competes with the pool for the same cores.
+    is turned off meanwhile, as it only competes with the pool for the same cores. Volumes take the same
+    pool (their file reads overlap at least).
     """
     if workers <= 1 or len(paths) <= 1:
         for path in paths:
@@ -150,7 +151,7 @@ def _results(
 def build_shards(
     directory: Path,
     paths: tuple[str, ...],
-    params: PreprocessParams,
+    params: SampleParams,
     shard_size: int,
     workers: int,
     progress: bool,
@@ -159,7 +160,7 @@ def build_shards(
     """Compute the missing shards of `directory` and those in `rebuild` (holding its lock), then write the
     report and the manifest."""
     _remove_temporaries(directory)
-    shape = (params.image_size, params.image_size, params.channels)
+    shape = sample_shape(params)
     ranges = _shard_ranges(len(paths), shard_size)
     failed: dict[str, str] = {}
     records: dict[int, ShardRecord] = {}
@@ -238,7 +239,7 @@ def build_shards(
             "format_version": CACHE_FORMAT_VERSION,
             "key": directory.name,
             "created": created,
-            "params": params.to_dict(),
+            "params": params_to_dict(params),
             "count": len(paths),
             "shard_size": shard_size,
             "image_shape": list(shape),

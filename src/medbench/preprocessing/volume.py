@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from medbench.data.volumes import MAX_VOLUME_VOXELS, Volume, read_volume
+from medbench.data.volumes import MAX_VOLUME_VOXELS, RESIZE_MODES, Volume, read_volume
 from medbench.errors import ConfigError, ImageError, shown
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ __all__ = [
 
 MAX_SIDE = 1024
 """The longest output side `VolumeParams.shape` accepts, in voxels."""
-RESIZE_MODES = ("pad_crop", "resample")
-"""How `preprocess_volume` fits a volume to `VolumeParams.shape`: centre pad/crop, or linear interpolation."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from medbench.data.label_policy import label_counts
 from medbench.experiment_data import ExperimentData
 from medbench.losses.class_weights import ClassWeights
 from medbench.preprocessing.cache import ImageCache
+from medbench.preprocessing.samples import params_to_dict
 from medbench.runs.provenance import environment_versions, git_commit
 from medbench.runs.run_dir import RunDir
 
@@ -49,7 +50,7 @@ def run_config(
         "upsample_factors": data.upsample_factors,
         "metadata": data.metadata.to_dict() if data.metadata is not None else None,
         "class_weights": class_weights.to_dict() if class_weights is not None else None,
-        "preprocessing": {"cache": cache.directory.name, **cache.params.to_dict()},
+        "preprocessing": {"cache": cache.directory.name, **params_to_dict(cache.params)},
         "skipped_images": data.skipped,
         "versions": environment_versions(),
         "git_commit": git_commit(root),

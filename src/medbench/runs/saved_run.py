@@ -116,7 +116,11 @@ class SavedRun:
     @property
     def image_channels(self) -> int:
         """Channels of the run's cached images, the uint8 images its model takes (1 for grayscale)."""
+        from medbench.preprocessing.samples import VOLUME_KIND  # OpenCV and SciPy only when asked
+
         stored = self.config.get("preprocessing") or {}
+        if stored.get("kind") == VOLUME_KIND:
+            return 1  # volumes have one value per voxel
         if "channels" in stored:
             if stored["channels"] not in (1, 3):
                 raise ConfigError(

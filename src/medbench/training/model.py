@@ -26,13 +26,13 @@ def head_activation(task: str) -> str:
 
 
 def build_model(spec: ExperimentSpec, data: ExperimentData, weights_dir: Path) -> keras.Model:
-    """The spec's architecture with its standardization and the head of its task, taking uint8 images of the
-    benchmark's size with the cache's channels (and the data's metadata features), uncompiled."""
-    size = spec.benchmark.image_size
+    """The spec's architecture with its standardization and the head of its task, taking uint8 images (or, for a
+    3D benchmark, volumes (depth, height, width)) of the benchmark's size with the cache's channels (and the
+    data's metadata features), uncompiled."""
     return SimpleBaseArchitecture(
         spec.architecture,
         len(data.classes),
-        input_shape=(size, size, data.channels),
+        input_shape=(*spec.benchmark.spatial_shape, data.channels),
         weights=spec.options.weights,
         activation=head_activation(data.task),
         fcl=spec.options.fcl,

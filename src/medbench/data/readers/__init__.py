@@ -7,7 +7,8 @@ by one float64 column per class holding the raw labels 1.0 (positive), 0.0 (nega
 name the file, the row (1-based, header = row 1), the column and what was expected.
 
 Modules: `chexpert`, `chestxray14` (also NIH's official train/test lists), `onehot`, `generic_csv`,
-`class_folders` and `dicom_csv` (DICOM files, patient and view from their headers), one per format;
+`class_folders`, `dicom_csv` (DICOM files, patient and view from their headers) and `volume_csv` (3D
+volume files and DICOM series folders), one per format;
 `label_csv` (reading a CSV: each header name once, every row as long as the header), `cells` (column
 and cell checks) and `table` (patient ids, table assembly, duplicate and missing-image checks) hold
 what they share.
@@ -20,6 +21,7 @@ from medbench.data.readers.dicom_csv import read_dicom_csv
 from medbench.data.readers.generic_csv import read_generic_csv
 from medbench.data.readers.onehot import read_onehot_csv
 from medbench.data.readers.table import IMAGE_EXTENSIONS
+from medbench.data.readers.volume_csv import read_volume_csv
 
 __all__ = [
     "CHESTXRAY14_CLASSES",
@@ -33,4 +35,5 @@ __all__ = [
     "read_dicom_csv",
     "read_generic_csv",
     "read_onehot_csv",
+    "read_volume_csv",
 ]
