@@ -1,0 +1,1 @@
+"""AUCMEDI's data processing: `io_data.input_interface` and `data_generator.DataGenerator`."""

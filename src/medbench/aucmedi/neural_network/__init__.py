@@ -1,0 +1,1 @@
+"""AUCMEDI's neural network: `model.NeuralNetwork`, `architectures` and `loss_functions`."""

@@ -1,0 +1,1 @@
+"""AUCMEDI's utilities: `class_weights`."""
