@@ -21,9 +21,10 @@ from typing import Any
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medbench.benchmark.options import ExperimentOptions, parse_assignment
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, STRATEGIES
+from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURES, STRATEGIES
 from medbench.errors import MedbenchError, shown
 from medbench.interruption import Interrupted, install_handlers
+from medbench.xai.arguments import add_explain_parser
 
 logger = logging.getLogger("medbench")
 
@@ -130,6 +131,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(frame)} prediction(s) written to {args.out}")
     else:
         print(frame.to_csv(index=False, float_format="%.6f"), end="")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from medbench.evaluation.evaluate import evaluate_files
+
+    summary = evaluate_files(
+        args.truth,
+        args.predictions,
+        args.out,
+        val_truth=args.val_truth,
+        val_predictions=args.val_predictions,
+        threshold_method=args.threshold_method,
+        threshold=args.threshold,
+        patient_column=args.patient_column,
+        task=args.task,
+        n_resamples=args.bootstrap,
+    )
+    macro = summary["macro"]
+    interval = macro.get("auroc_ci") or {}
+    low, high = interval.get("low"), interval.get("high")
+    ci = f" (95% CI {low:.4f}-{high:.4f})" if low is not None and high is not None else ""
+    auroc = "undefined" if macro["auroc"] is None else f"{macro['auroc']:.4f}"
+    counts = f"{summary['n_images']} images, {len(summary['classes'])} classes"
+    print(f"{counts}: mean AUROC {auroc}{ci}; written to {args.out}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from medbench.prediction import resolve_run
+    from medbench.xai.arguments import explain_options
+    from medbench.xai.explain import explain_run
+
+    settings = _settings()
+    print(explain_run(resolve_run(args.run, settings), args.images, args.out, explain_options(args)).text())
     return 0
 
 
@@ -264,8 +300,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _architecture_table(weights_dir: Path) -> str:
-    """Every registered architecture: key, dimension, default input, standardize mode, backbone weights and
-    whether its ImageNet file is in the weights folder (no TensorFlow is imported)."""
+    """Every registered architecture: key, dimension (2D or 3D), default input ((D×)H×W×C), standardize mode,
+    backbone weights and whether its ImageNet file is in the weights folder (no TensorFlow is imported)."""
     from medbench.architectures.registry import ARCHITECTURES
     from medbench.architectures.weights import expected_weights_path
 
@@ -278,7 +314,7 @@ def _architecture_table(weights_dir: Path) -> str:
             imagenet = f"{'present' if path.is_file() else 'missing'} ({info.weights_file})"
         shape = "×".join(str(side) for side in info.input_shape)
         parameters = f"{info.parameters / 1e6:.1f} M" if info.parameters is not None else "?"
-        rows.append((key, key.partition(".")[0], shape, info.standardize, parameters, imagenet))
+        rows.append((key, info.dimension, shape, info.standardize, parameters, imagenet))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
 
@@ -293,8 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", help="YAML or CSV batch file")
     run.add_argument(
         "--architecture",
-        default=DEFAULT_ARCHITECTURE,
-        help=f"registry key for a single benchmark ({DEFAULT_ARCHITECTURE})",
+        help=f"registry key for a single benchmark (default by dimension: {', '.join(DEFAULT_ARCHITECTURES.values())})",
     )
     run.add_argument(
         "--option",
@@ -327,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="PNG/JPEG files")
     predict.add_argument("--out", help="CSV file to write (default: print)")
     predict.set_defaults(func=cmd_predict)
+
+    judge = commands.add_parser(
+        "evaluate", help="any predictions CSV against its truth: summary, per-image results, plots"
+    )
+    judge.add_argument("--truth", required=True, help="CSV: image id column and a 0/1 column per class")
+    judge.add_argument("--predictions", required=True, help="CSV: image id column and a probability per class")
+    judge.add_argument("--out", required=True, help="folder for summary.json/.csv, per_image_results.csv and PNGs")
+    judge.add_argument("--val-truth", help="validation truth: choose the thresholds there (with --val-predictions)")
+    judge.add_argument("--val-predictions", help="validation predictions the thresholds are chosen on")
+    judge.add_argument("--threshold-method", default="youden", choices=("youden", "sensitivity", "fbeta"))
+    judge.add_argument("--threshold", type=float, default=0.5, help="the fixed threshold without validation files")
+    judge.add_argument("--patient-column", help="truth column of patient ids: the bootstrap resamples patients")
+    judge.add_argument("--task", default="auto", choices=("auto", "multilabel", "multiclass"))
+    judge.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the AUROC intervals")
+    judge.set_defaults(func=cmd_evaluate)
+    add_explain_parser(commands).set_defaults(func=cmd_explain)
 
     repair = commands.add_parser(
         "repair-logs", help="log every completed run under models/ that no log has (the run folders are the truth)"

@@ -4,8 +4,10 @@
 (loaders, label policies, pipeline, training, evaluation) runs end to end without downloading
 anything. Each image is a noisy, chest-like grayscale picture; each finding present in the study is
 painted as its own pattern (a blob, ring, stripes, dots, a band, a line or a corner mark) in its own
-place, and findings occur independently of each other. The five competition classes use large
-patterns that a small CNN learns at 32-64 px within a couple of epochs. Labels are written like
+place, and findings occur independently of each other. Where each one is painted is written as a box
+(NIH's `BBox_List_2017.csv` format, one file in `train/` and one in `valid/`), so that explanation maps
+can be checked against it. The five competition classes use large patterns that a small CNN learns at
+32-64 px within a couple of epochs. Labels are written like
 CheXpert's: the training CSV mixes 1.0, 0.0, -1.0 (uncertain) and blanks (not mentioned), while the
 validation CSV holds only 1.0 and 0.0, like the radiologist-labelled original.
 
@@ -41,6 +43,7 @@ from medbench.experiment_exec import run_batch
 from medbench.runs import SavedRun, find_runs
 from medbench.settings import Settings
 from medbench.tracking.logs import all_entries
+from medbench.xai.localization import BOX_FILE, Box, box_file_text
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ QUICK_BENCHMARKS: tuple[Benchmark, ...] = tuple(
 MAX_PATIENTS = 10_000
 """The most patients per split the demo writes (about 23,000 images, some minutes on two cores)."""
 _JPEG_QUALITY = 90
+BOX_FRACTION = 0.05
+"""A finding's box bounds the pixels where its pattern exceeds this fraction of its own peak."""
 _LATERAL_PROBABILITY = 0.3
 _MAX_EXTRA_STUDIES = 2
 _EXTRA_STUDY_PROBABILITY = 0.35
@@ -178,16 +183,19 @@ def write_demo_dataset(
     _write_csv(staging / "valid.csv", valid_rows)
     painter = _Painter(width, height)
 
-    def write(image: _Image) -> None:
+    def write(image: _Image) -> list[Box]:
         path = staging / image.relative_path.removeprefix(f"{DEMO_FOLDER}/")
         path.parent.mkdir(parents=True, exist_ok=True)
-        pixels = painter.paint(np.random.default_rng(image.seed), image.frontal, image.findings)
+        pixels, places = painter.paint_with_boxes(np.random.default_rng(image.seed), image.frontal, image.findings)
         Image.fromarray(pixels).save(path, format="JPEG", quality=_JPEG_QUALITY)
+        return [Box(image.relative_path, *place) for place in places]
 
     logger.info("writing %d synthetic images (%d x %d px) to %s", len(images), width, height, target)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for _ in tqdm(pool.map(write, images), total=len(images), desc="demo images", unit="img"):
-            pass
+        boxes = list(tqdm(pool.map(write, images), total=len(images), desc="demo images", unit="img"))
+    for split in ("train", "valid"):
+        listed = [box for placed in boxes for box in placed if box.image.startswith(f"{DEMO_FOLDER}/{split}/")]
+        (staging / split / BOX_FILE).write_text(box_file_text(listed), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)
@@ -325,13 +333,34 @@ class _Painter:
 
     def paint(self, rng: np.random.Generator, frontal: bool, findings: tuple[str, ...]) -> np.ndarray:
         """One grayscale image (uint8, height x width)."""
+        return self.paint_with_boxes(rng, frontal, findings)[0]
+
+    def paint_with_boxes(
+        self, rng: np.random.Generator, frontal: bool, findings: tuple[str, ...]
+    ) -> tuple[np.ndarray, list[tuple[str, int, int, int, int]]]:
+        """One grayscale image and (finding, x, y, w, h) of each pattern painted, from the same random draws."""
         dx, dy = rng.uniform(-0.025, 0.025, size=2)
         picture = self._frontal(dx, dy) if frontal else self._lateral(dx, dy)
         picture = picture * rng.uniform(0.9, 1.1) + self._smooth_noise(rng, 14.0)
+        places: list[tuple[str, int, int, int, int]] = []
         for name in findings:
-            picture += rng.uniform(0.8, 1.2) * self.patterns[name](dx, dy)
+            strength = rng.uniform(0.8, 1.2)
+            pattern = self.patterns[name](dx, dy)
+            picture += strength * pattern
+            if (extent := self._extent(pattern)) is not None:
+                places.append((name, *extent))
         picture += rng.normal(0.0, 7.0, size=picture.shape).astype(np.float32)
-        return np.clip(np.rint(picture), 0, 255).astype(np.uint8)
+        return np.clip(np.rint(picture), 0, 255).astype(np.uint8), places
+
+    @staticmethod
+    def _extent(pattern: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(x, y, w, h) in pixels bounding where |pattern| exceeds BOX_FRACTION of its peak (None: nothing painted)."""
+        peak = float(np.abs(pattern).max())
+        if peak <= 0:
+            return None
+        strong = np.abs(pattern) > BOX_FRACTION * peak
+        rows, columns = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
+        return int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
 
     def _frontal(self, dx: float, dy: float) -> np.ndarray:
         body = 95 * self._ellipse(0.5 + dx, 0.56 + dy, 0.46, 0.50, soft=0.12)

@@ -29,9 +29,10 @@ __all__ = [
     "roc_points",
 ]
 
-METHODS: tuple[str, ...] = ("youden", "sensitivity")
+METHODS: tuple[str, ...] = ("youden", "sensitivity", "fbeta")
 """``youden``: maximise sensitivity + specificity - 1; ``sensitivity``: the highest threshold that
-reaches a target sensitivity (fewest false positives among those that do)."""
+reaches a target sensitivity (fewest false positives among those that do); ``fbeta``: maximise the
+F-beta score (beta 2 by default: recall weighs four times as much as precision)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,12 @@ def operating_point(y_true: ArrayLike, y_score: ArrayLike, threshold: float) -> 
 
 
 def choose_threshold(
-    y_true: ArrayLike, y_score: ArrayLike, method: str = "youden", *, target_sensitivity: float = 0.9
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    method: str = "youden",
+    *,
+    target_sensitivity: float = 0.9,
+    beta: float = 2.0,
 ) -> OperatingPoint:
     """Choose one class's threshold on these (validation) predictions; returns its operating point there.
 
@@ -132,6 +138,12 @@ def choose_threshold(
     roc = roc_points(y_true, y_score)
     if method == "youden":
         index = int(np.argmax(roc.tpr - roc.fpr))
+    elif method == "fbeta":
+        if not beta > 0:
+            raise MetricInputError(f"beta is {beta}; expected a positive number")
+        tp, fp = roc.tpr * roc.n_pos, roc.fpr * roc.n_neg
+        fn = roc.n_pos - tp
+        index = int(np.argmax((1 + beta**2) * tp / ((1 + beta**2) * tp + beta**2 * fn + fp)))
     else:
         index = int(np.flatnonzero(roc.tpr >= target_sensitivity)[0])
     return operating_point(y_true, y_score, float(roc.thresholds[index]))
@@ -144,6 +156,7 @@ def choose_thresholds(
     method: str = "youden",
     *,
     target_sensitivity: float = 0.9,
+    beta: float = 2.0,
 ) -> dict[str, OperatingPoint | str]:
     """:func:`choose_threshold` for every column of ``(n, c)`` arrays.
 
@@ -161,7 +174,7 @@ def choose_thresholds(
     for column, name in enumerate(classes):
         try:
             chosen[name] = choose_threshold(
-                targets[:, column], scores[:, column], method, target_sensitivity=target_sensitivity
+                targets[:, column], scores[:, column], method, target_sensitivity=target_sensitivity, beta=beta
             )
         except UndefinedMetricError as error:
             chosen[name] = str(error)
