@@ -40,7 +40,9 @@ def _probe(args: list[str], cwd: Path) -> tuple[dict, str]:
     "args",
     [
         ["--help"],
+        ["ensemble", "--help"],
         ["exec", "--help"],
+        ["report", "--help"],
         ["inspect", "demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"],
         ["inspect", "--legacy", "Chexpert_BCE_E3_B32_C0_N12_Uones_D256_DS9505_2LR1_LF5_SGD_Upsampled_1"],
         ["list", "architectures"],

@@ -75,6 +75,11 @@ _LAZY = {
     "run_batch": "medbench.experiment_exec",
     "reevaluate": "medbench.reevaluation",
     "predict_images": "medbench.prediction",
+    "EnsembleOptions": "medbench.ensemble.options",
+    "TTAOptions": "medbench.ensemble.options",
+    "build_ensemble": "medbench.ensemble.build",
+    "train_bagging": "medbench.ensemble.bagging",
+    "reevaluate_ensemble": "medbench.ensemble.reevaluate",
     "ExperimentLog": "medbench.tracking.logs",
     "validate_entries": "medbench.tracking.logs",
     "repair_logs": "medbench.tracking.logs",
@@ -83,6 +88,7 @@ _LAZY = {
     "sync": "medbench.tracking.storage",
     "pull": "medbench.tracking.storage",
     "leaderboard": "medbench.leaderboard",
+    "write_reports": "medbench.report.reports",
 }
 
 __all__ = [

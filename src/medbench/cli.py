@@ -22,8 +22,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medbench.benchmark.options import ExperimentOptions, parse_assignment
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURES, STRATEGIES
+from medbench.ensemble.arguments import add_ensemble_parser
 from medbench.errors import MedbenchError, shown
 from medbench.interruption import Interrupted, install_handlers
+from medbench.report.arguments import add_report_parser
 from medbench.xai.arguments import add_explain_parser
 
 logger = logging.getLogger("medbench")
@@ -92,9 +94,9 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
-    from medbench.reevaluation import reevaluate_runs
+    from medbench.ensemble.reevaluate import reevaluate_all
 
-    report = reevaluate_runs(_settings(), args.run or None, epochs=args.epochs)
+    report = reevaluate_all(_settings(), args.run or None, epochs=args.epochs)
     for entry in report.entries:
         val = entry["val_again"]["macro"].get("auroc")
         test = entry["test_again"]["macro"].get("auroc")
@@ -166,6 +168,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     settings = _settings()
     print(explain_run(resolve_run(args.run, settings), args.images, args.out, explain_options(args)).text())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from medbench.report.arguments import report_options
+    from medbench.report.reports import write_reports
+
+    for path in write_reports(_settings(), args.runs, args.out, **report_options(args)):
+        print(path)
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from medbench.ensemble.arguments import run_ensemble
+
+    print(run_ensemble(args, _settings()))
     return 0
 
 
@@ -244,6 +262,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         n_valid_patients=args.valid_patients,
         seed=args.seed,
         overwrite=args.overwrite,
+        difficulty=args.difficulty,
     )
     print(f"demo dataset written to {root}")
     return 0
@@ -285,7 +304,9 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "architectures":
-        print(_architecture_table(_settings().weights_dir))
+        from medbench.architectures.weights import architecture_table
+
+        print(architecture_table(_settings().weights_dir))
         return 0
     if args.what == "datasets":
         from medbench.data.datasets import dataset_names
@@ -297,26 +318,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         names = tuple(PREDEFINED)
     print("\n".join(names))
     return 0
-
-
-def _architecture_table(weights_dir: Path) -> str:
-    """Every registered architecture: key, dimension (2D or 3D), default input ((D×)H×W×C), standardize mode,
-    backbone weights and whether its ImageNet file is in the weights folder (no TensorFlow is imported)."""
-    from medbench.architectures.registry import ARCHITECTURES
-    from medbench.architectures.weights import expected_weights_path
-
-    rows = [("key", "dim", "input", "standardize", "parameters", "ImageNet file")]
-    for key, info in ARCHITECTURES.items():
-        if info.weights_file is None:
-            imagenet = "none (trained from scratch)"
-        else:
-            path = expected_weights_path(info, weights_dir)
-            imagenet = f"{'present' if path.is_file() else 'missing'} ({info.weights_file})"
-        shape = "×".join(str(side) for side in info.input_shape)
-        parameters = f"{info.parameters / 1e6:.1f} M" if info.parameters is not None else "?"
-        rows.append((key, info.dimension, shape, info.standardize, parameters, imagenet))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_exec, check=partial(_check_exec, run))
 
-    again = commands.add_parser("reevaluate", help="recompute metrics of saved runs (and of every epoch)")
+    again = commands.add_parser("reevaluate", help="recompute metrics of saved runs and ensembles (and of every epoch)")
     again.add_argument("--run", action="append", help="run id (repeatable; default all saved runs)")
     again.add_argument("--epochs", action="store_true", help="also re-evaluate every saved epoch checkpoint")
     again.set_defaults(func=cmd_reevaluate)
@@ -378,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the AUROC intervals")
     judge.set_defaults(func=cmd_evaluate)
     add_explain_parser(commands).set_defaults(func=cmd_explain)
+    add_ensemble_parser(commands).set_defaults(func=cmd_ensemble)
+    add_report_parser(commands).set_defaults(func=cmd_report)
 
     repair = commands.add_parser(
         "repair-logs", help="log every completed run under models/ that no log has (the run folders are the truth)"
@@ -415,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--patients", type=int, default=200, help="training patients")
     demo.add_argument("--valid-patients", type=int, default=40)
     demo.add_argument("--overwrite", action="store_true", help="replace an existing demo dataset")
+    demo.add_argument("--difficulty", default="easy", help="easy (near 1.0 AUROC), medium (make demo's) or hard")
     demo.set_defaults(func=cmd_demo_data)
 
     demo_job = commands.add_parser("demo", help="the demo job: demo data, a small batch, re-evaluation, leaderboard")

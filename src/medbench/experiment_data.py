@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medbench.benchmark.options import fold_of
 from medbench.benchmark.spec import ExperimentSpec
 from medbench.capacity import require_memory
 from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
 from medbench.data.images import unreadable_images_error
 from medbench.data.label_policy import default_upsample_factors, encode_labels, upsample_indices
 from medbench.data.metadata import MetadataEncoding
-from medbench.data.splits import split_by_patient
+from medbench.data.splits import leave_fold_out, split_by_patient
 from medbench.data.tasks import one_class_per_image
 from medbench.errors import ConfigError
 from medbench.preprocessing.cache import ImageCache
@@ -134,6 +135,8 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
         test_part = test_table
     else:
         train_part, val_part, test_part = split_by_patient(train_table, fractions, seed=benchmark.seed)
+    if options.bagging_fold is not None:
+        train_part = leave_fold_out(train_part, *fold_of(options.bagging_fold), seed=benchmark.seed)
 
     encoding = _metadata_encoding(train_part, options.metadata, dataset.classes, dataset.name)
 

@@ -1,5 +1,8 @@
 """The leaderboard: completed runs ranked by validation mean AUROC, with per-class AUROC.
 
+Ensembles (`medbench.ensemble`) are listed beside the runs they combine: their experiment is
+``Ensemble_<method>_<benchmark>`` and their best epoch ``-`` (they have none).
+
 One bad log entry (not an object, no id or name, metrics of the wrong shape) or one run folder whose
 config.json is damaged leaves out that one item: `board` lists the others and names what it skipped.
 """
@@ -142,6 +145,10 @@ def board(logs_dir: Path, models_dir: Path, *, per_class: bool = True) -> Board:
     return Board(leaderboard(good, per_class=per_class), skipped)
 
 
+def _epoch(value: Any) -> str:
+    return "-" if value is None or pd.isna(value) else str(int(value))
+
+
 def _text(value: Any) -> str:
     return UNDEFINED if value is None or pd.isna(value) else f"{value:.4f}"
 
@@ -158,7 +165,7 @@ def format_leaderboard(frame: pd.DataFrame) -> str:
             "#": range(1, len(frame) + 1),
             "experiment": frame["experiment"],
             "run": frame["run"],
-            "best epoch": frame["best_epoch"],
+            "best epoch": [_epoch(value) for value in frame["best_epoch"]],
             "val mean AUROC": [_text(v) for v in frame["val_mean_auroc"]],
             "test mean AUROC": [_text(v) for v in frame["test_mean_auroc"]],
         }

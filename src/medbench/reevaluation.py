@@ -10,12 +10,17 @@ One damaged file is one skipped item, not a stopped command: a run whose config.
 whose model.keras or an epoch checkpoint is truncated, or whose data cannot be prepared is reported
 (its path and what is wrong) and the other runs and epochs are still evaluated; `reevaluate_runs`
 returns both. An unreadable re-evaluation log still stops everything (it is never overwritten).
+
+An ensemble's folder (config.json ``kind: "ensemble"``) has no model of its own: `reevaluate_runs` hands it to
+the `ensembles` function it is given (`medbench.ensemble.reevaluate_ensemble`, which the command line
+passes), after the runs; without one, an ensemble asked for by id is skipped with that advice and the
+others are left out.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +42,7 @@ from medbench.training.evaluation import evaluate_split
 logger = logging.getLogger(__name__)
 
 PARTS = ("val", "test")
+EnsembleReevaluator = Callable[[SavedRun, Settings], dict[str, Any]]
 
 
 @dataclass
@@ -134,17 +140,31 @@ def reevaluate_runs(
     *,
     epochs: bool = False,
     progress: bool = True,
+    ensembles: EnsembleReevaluator | None = None,
 ) -> Reevaluation:
     """Re-evaluate the given (default: all) saved runs, skipping (and listing) damaged runs, models and epochs.
 
-    An unknown run id, an unreadable re-evaluation log or a failed log write still stops the command.
+    Ensembles go to `ensembles` after the runs (see the module). An unknown run id, an unreadable
+    re-evaluation log or a failed log write still stops the command.
     """
     settings = settings or Settings.from_env()
     report = Reevaluation()
-    runs = _runs(settings, run_ids, report.skipped)
+    found = _runs(settings, run_ids, report.skipped)
+    runs = [run for run in found if run.kind != "ensemble"] + [run for run in found if run.kind == "ensemble"]
     for run in tqdm(runs, desc="re-evaluating", unit="run", disable=not progress):
+        ensemble = run.kind == "ensemble"
+        if ensemble and ensembles is None:
+            advice = f"run {run.run_id} is an ensemble: re-evaluate it with `medbench reevaluate --run {run.run_id}`"
+            if run_ids is None:
+                logger.info("left out %s", advice)
+            else:
+                _skip(report.skipped, advice)
+            continue
         try:
-            entry = reevaluate_run(run, settings, epochs=epochs, skipped=report.skipped)
+            if ensemble and ensembles is not None:
+                entry = ensembles(run, settings)
+            else:
+                entry = reevaluate_run(run, settings, epochs=epochs, skipped=report.skipped)
         except (LogCorruptError, StorageError):
             raise  # the logs or the disk: every other run would meet it too
         except MedbenchError as error:
@@ -162,9 +182,11 @@ def reevaluate(
     *,
     epochs: bool = False,
     progress: bool = True,
+    ensembles: EnsembleReevaluator | None = None,
 ) -> list[dict[str, Any]]:
     """Re-evaluate the given (default: all) saved runs; returns the entries of runs with a final model.
 
-    Damaged runs, models and checkpoints are skipped with a warning (`reevaluate_runs` lists them).
+    Damaged runs, models and checkpoints are skipped with a warning (`reevaluate_runs` lists them);
+    ensembles go to `ensembles` (`medbench.ensemble.reevaluate_ensemble`).
     """
-    return reevaluate_runs(settings, run_ids, epochs=epochs, progress=progress).entries
+    return reevaluate_runs(settings, run_ids, epochs=epochs, progress=progress, ensembles=ensembles).entries

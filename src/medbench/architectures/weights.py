@@ -113,3 +113,22 @@ def load_weights_file(model: keras.Model, path: Path) -> None:
             f"weights file {str(path)!r} does not fit the backbone {model.name!r}: expected "
             f"weights saved from the same architecture without its top ({exc})"
         ) from exc
+
+
+def architecture_table(weights_dir: Path) -> str:
+    """Every registered architecture: key, dimension (2D or 3D), default input ((D×)H×W×C), standardize mode,
+    backbone weights and whether its ImageNet file is in the weights folder (no TensorFlow is imported)."""
+    from medbench.architectures.registry import ARCHITECTURES
+
+    rows = [("key", "dim", "input", "standardize", "parameters", "ImageNet file")]
+    for key, info in ARCHITECTURES.items():
+        if info.weights_file is None:
+            imagenet = "none (trained from scratch)"
+        else:
+            path = expected_weights_path(info, weights_dir)
+            imagenet = f"{'present' if path.is_file() else 'missing'} ({info.weights_file})"
+        shape = "×".join(str(side) for side in info.input_shape)
+        parameters = f"{info.parameters / 1e6:.1f} M" if info.parameters is not None else "?"
+        rows.append((key, info.dimension, shape, info.standardize, parameters, imagenet))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)

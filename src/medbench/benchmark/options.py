@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from medbench.benchmark.vocabulary import (
+    BAGGING_FOLDS,
     LR_SCHEDULES,
     MIXED_PRECISION_POLICIES,
     PATIENCE,
@@ -53,6 +54,9 @@ class ExperimentOptions:
         metadata: label-table columns fed to the head's metadata block next to the image features
             (``[age, sex, frontal]``; `medbench.data.metadata`), standardized with training-split
             statistics; None = images only.
+        bagging_fold: ``"i/k"`` makes the run a bagging member: it trains on the training split's patients
+            outside fold i (from 0) of k patient-grouped folds (`medbench.data.splits.leave_fold_out`, seeded by
+            the benchmark's seed); validation and test stay the benchmark's. None = the whole training split.
     """
 
     weights: str | None = None
@@ -71,6 +75,7 @@ class ExperimentOptions:
     mixed_precision: str | None = None
     jit_compile: bool = False
     metadata: tuple[str, ...] | None = None
+    bagging_fold: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.metadata, list):
@@ -96,6 +101,8 @@ class ExperimentOptions:
                 raise ConfigError(f"{key} {value!r}: expected a whole number in {allowed}")
         if self.metadata is not None and (not self.metadata or len(set(self.metadata)) != len(self.metadata)):
             raise ConfigError(f"metadata {list(self.metadata)!r}: expected one or more distinct label-table columns")
+        if self.bagging_fold is not None:
+            fold_of(self.bagging_fold)
         for name, factor in (self.upsample_factors or {}).items():
             if not UPSAMPLE_FACTOR.low <= factor <= UPSAMPLE_FACTOR.high:
                 raise ConfigError(
@@ -121,6 +128,19 @@ class ExperimentOptions:
 
     def with_(self, **changes: Any) -> ExperimentOptions:
         return ExperimentOptions.from_dict({**self.to_dict(), **changes})
+
+
+def fold_of(text: str) -> tuple[int, int]:
+    """``"i/k"`` (a `bagging_fold`) → (i, k) with 0 <= i < k and k in `BAGGING_FOLDS`; ConfigError otherwise."""
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"bagging_fold {text!r}: expected i/k with whole numbers, e.g. 0/5 (folds from 0)") from None
+    if not BAGGING_FOLDS.low <= count <= BAGGING_FOLDS.high or not 0 <= index < count:
+        raise ConfigError(
+            f"bagging_fold {text!r}: expected i/k with k in {BAGGING_FOLDS} folds and 0 <= i < k (folds from 0)"
+        )
+    return index, count
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

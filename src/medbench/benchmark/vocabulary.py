@@ -17,6 +17,7 @@ from medbench.errors import BenchmarkNameError
 
 __all__ = [
     "AUGMENTATIONS",
+    "BAGGING_FOLDS",
     "BATCH_SIZE",
     "DEFAULT_ARCHITECTURE",
     "DEFAULT_ARCHITECTURES",
@@ -149,6 +150,8 @@ TRAIN_SAMPLES = IntRange(1, 10**9)
 """`max_train_samples`: a cap, so at most a billion images (ten times the largest public X-ray sets)."""
 UPSAMPLE_FACTOR = IntRange(1, 100)
 """How many copies of a rare class's images an upsampled benchmark may train on."""
+BAGGING_FOLDS = IntRange(2, 100)
+"""`bagging_fold` i/k: how many patient-grouped folds a bagging member's training split is cut into."""
 
 
 @dataclass(frozen=True)

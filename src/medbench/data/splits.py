@@ -13,7 +13,7 @@ from medbench.errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["patient_counts", "split_by_patient"]
+__all__ = ["leave_fold_out", "patient_counts", "split_by_patient"]
 
 _TOLERANCE = 1e-6
 
@@ -80,6 +80,19 @@ def split_by_patient(table: pd.DataFrame, fractions: Sequence[float], seed: int)
         seed,
     )
     return parts
+
+
+def leave_fold_out(table: pd.DataFrame, fold: int, folds: int, seed: int) -> pd.DataFrame:
+    """The rows of `table` whose patients are outside fold `fold` (from 0) of `folds` patient-grouped folds.
+
+    The folds are `split_by_patient` into `folds` equal fractions with `seed`, so the k tables left by
+    folds 0..k-1 each miss a different, disjoint share of the patients (a bagging member's training data).
+    Row order and index are kept.
+    """
+    if not 0 <= fold < folds:
+        raise ConfigError(f"fold {fold} of {folds}: expected 0 <= fold < {folds} (folds from 0)")
+    left_out = split_by_patient(table, [1.0 / folds] * folds, seed=seed)[fold]
+    return table.loc[~table["patient_id"].astype(str).isin(set(left_out["patient_id"].astype(str)))]
 
 
 def _checked_fractions(fractions: Sequence[float]) -> tuple[float, ...]:

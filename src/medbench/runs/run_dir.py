@@ -5,6 +5,9 @@ Layout (``models/<experiment name>/<run id>/``)::
     config.json  checkpoints/epoch-NNN.keras  model.keras  history.json
     predictions/{val,test}.csv  result.json  tensorboard/
 
+An ensemble's folder (`medbench.ensemble`) holds config.json, predictions/, result.json and, for
+stacking, meta_learner.joblib.
+
 Every module that touches a run asks its RunDir instead of spelling a file name. All writes are
 atomic (`medbench.atomic`); a failed write on a full disk or read-only folder becomes one
 `StorageError` that says what is saved and how to resume.
@@ -37,9 +40,11 @@ RESULT = "result.json"
 CHECKPOINTS = "checkpoints"
 PREDICTIONS = "predictions"
 TENSORBOARD = "tensorboard"
+META_LEARNER = "meta_learner.joblib"
+"""A stacking ensemble's fitted meta-learner."""
 CHECKPOINT_RE = re.compile(r"epoch-(\d+)\.keras")
-UPLOADED_FILES = (CONFIG, HISTORY, MODEL, RESULT)
-"""Files sent to the bucket besides the best checkpoint and the predictions."""
+UPLOADED_FILES = (CONFIG, HISTORY, MODEL, RESULT, META_LEARNER)
+"""Files sent to the bucket (those present) besides the best checkpoint and the predictions."""
 
 _STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.ENOTDIR}
@@ -112,6 +117,11 @@ class RunDir:
     @property
     def result_path(self) -> Path:
         return self.path / RESULT
+
+    @property
+    def meta_learner_path(self) -> Path:
+        """A stacking ensemble's fitted meta-learner (joblib)."""
+        return self.path / META_LEARNER
 
     @property
     def tensorboard_dir(self) -> Path:

@@ -81,8 +81,19 @@ class SavedRun:
         return self.config["name"]
 
     @property
+    def kind(self) -> str:
+        """``"run"`` for a training run, ``"ensemble"`` for an ensemble's folder (`medbench.ensemble`)."""
+        return str(self.config.get("kind") or "run")
+
+    @property
     def spec(self) -> ExperimentSpec:
         """The benchmark, architecture and options the run was made with (ConfigError when unreadable)."""
+        if self.kind == "ensemble":
+            members = [str(member.get("id")) for member in self.config.get("members") or [] if isinstance(member, dict)]
+            raise ConfigError(
+                f"{self.run_dir.config_path}: run {self.run_id} is an ensemble of runs {members}: it has no spec or "
+                "model of its own; expected a training run here (use its members)"
+            )
         try:
             return ExperimentSpec.from_dict(self.config)
         except MedbenchError as error:
