@@ -14,8 +14,20 @@ from PIL import Image
 
 from medbench.data.datasets import CHEXPERT_COMPETITION_CLASSES, get_dataset, load_dataset
 from medbench.data.readers import CHEXPERT_CLASSES, read_chexpert_csv
-from medbench.demo import DEMO_MARKER, PREVALENCE, _Painter, write_demo_dataset
-from medbench.errors import DatasetError
+from medbench.demo import (
+    DEMO_MARKER,
+    DIFFICULTIES,
+    PREVALENCE,
+    DemoDifficulty,
+    Painter,
+    ensure_demo_data,
+    get_difficulty,
+    write_demo_dataset,
+)
+from medbench.demo.dataset import written_difficulty
+from medbench.errors import ConfigError, DatasetError
+from medbench.settings import Settings
+from medbench.xai.localization import BOX_FILE, read_boxes
 
 CHEXPERT_HEADER = [
     "Path",
@@ -149,7 +161,7 @@ def test_existing_dataset_needs_overwrite(tmp_path: Path) -> None:
 
 def test_each_finding_is_its_own_visible_pattern() -> None:
     """Every finding paints a strong pattern, in a place or shape no other finding shares."""
-    painter = _Painter(320, 390)
+    painter = Painter(320, 390)
     patterns = {name: np.abs(painter.patterns[name](0.0, 0.0)).ravel() for name in PREVALENCE}
     for name, pattern in patterns.items():
         assert pattern.max() > 40, name
@@ -184,3 +196,83 @@ def test_a_symlinked_demo_folder_is_left_alone(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="is a symbolic link"):
         write_demo_dataset(out, n_train_patients=2, n_valid_patients=1, size=(64, 78), overwrite=True)
     assert (elsewhere / "CheXpert-v1.0-small" / "train.csv").is_file()
+
+
+# difficulty
+
+
+def test_difficulty_scales_the_patterns_and_the_noise() -> None:
+    """The same draws at half contrast paint each finding at half its strength; noise sets the pixel scatter."""
+    findings = tuple(CHEXPERT_COMPETITION_CLASSES)
+
+    def painted(contrast: float, noise: float) -> np.ndarray:
+        painter = Painter(96, 117, contrast=contrast, noise=noise)
+        plain = painter.paint(np.random.default_rng(4), True, ()).astype(float)
+        return painter.paint(np.random.default_rng(4), True, findings).astype(float) - plain
+
+    full, half = painted(1.0, 0.0), painted(0.5, 0.0)
+    strong = np.abs(full) > 20
+    assert strong.mean() > 0.1
+    np.testing.assert_allclose(half[strong] / full[strong], 0.5, atol=0.1)
+    quiet = Painter(96, 117, noise=0.0).paint(np.random.default_rng(4), True, ()).astype(float)
+    noisy = Painter(96, 117, noise=20.0).paint(np.random.default_rng(4), True, ()).astype(float)
+    assert 15 < np.std(noisy - quiet) < 25
+
+
+def _reported_against_painted(root: Path, split: str) -> tuple[int, int]:
+    """(studies x competition findings painted but reported as absent or blank, findings painted) in one split."""
+    folder = root / "CheXpert-v1.0-small"
+    painted = {(box.image, box.label) for box in read_boxes(folder / split / BOX_FILE)}
+    rows = raw_csv(folder / f"{split}.csv")
+    frontal = rows[rows["Frontal/Lateral"] == "Frontal"]
+    missed = total = 0
+    for _, row in frontal.iterrows():
+        for name in CHEXPERT_COMPETITION_CLASSES:
+            if (row["Path"], name) in painted:
+                total += 1
+                missed += row[name] in ("", "0.0")
+    return missed, total
+
+
+def test_label_noise_flips_training_reports_and_never_validation(tmp_path: Path) -> None:
+    options = {"n_train_patients": 60, "n_valid_patients": 30, "size": (64, 78)}
+    easy = write_demo_dataset(tmp_path / "easy", **options)
+    noisy = write_demo_dataset(tmp_path / "noisy", difficulty=DemoDifficulty(label_noise=0.3), **options)
+    assert _reported_against_painted(easy, "train")[0] == 0, "without label noise a painted finding is never denied"
+    missed, total = _reported_against_painted(noisy, "train")
+    assert total > 50 and 0.15 < missed / total < 0.45
+    for root in (easy, noisy):
+        assert _reported_against_painted(root, "valid")[0] == 0, "validation labels stay exact"
+
+
+def test_difficulty_is_recorded_and_demo_data_at_another_is_rewritten(tmp_path: Path) -> None:
+    settings = Settings(
+        root=tmp_path,
+        data_dir=tmp_path / "data",
+        models_dir=tmp_path / "models",
+        logs_dir=tmp_path / "logs",
+        weights_dir=tmp_path / "weights",
+    )
+    root = settings.data_dir / "demo"
+    write_demo_dataset(root, n_train_patients=4, n_valid_patients=2, size=(64, 78))
+    assert written_difficulty(root) == DIFFICULTIES["easy"]
+    ensure_demo_data(settings, difficulty="hard")
+    assert written_difficulty(root) == DIFFICULTIES["hard"]
+    rows = raw_csv(root / "CheXpert-v1.0-small" / "train.csv")
+    assert len(rows) > 4, "rewritten at the demo's default size"
+    stamp = (root / "CheXpert-v1.0-small" / "train.csv").stat().st_mtime_ns
+    ensure_demo_data(settings, difficulty="hard")
+    assert (root / "CheXpert-v1.0-small" / "train.csv").stat().st_mtime_ns == stamp, "same difficulty: kept"
+
+
+@pytest.mark.parametrize(
+    "bad", [{"contrast": 0.0}, {"noise": -1.0}, {"label_noise": 0.7}, {"contrast": float("nan")}, {"noise": "x"}]
+)
+def test_a_bad_difficulty_names_its_field(bad: dict) -> None:
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        DemoDifficulty(**bad)
+
+
+def test_an_unknown_preset_lists_the_presets() -> None:
+    with pytest.raises(ConfigError, match="easy, medium, hard"):
+        get_difficulty("brutal")

@@ -23,7 +23,7 @@ from medbench.architectures.standardization import load_run_model
 from medbench.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
 from medbench.benchmark.spec import ExperimentSpec
-from medbench.demo import DEMO_FOLDER, _Painter, write_demo_dataset
+from medbench.demo import DEMO_FOLDER, Painter, write_demo_dataset
 from medbench.errors import ConfigError, DatasetError, RegistryError
 from medbench.experiment import Experiment
 from medbench.runs.saved_run import SavedRun
@@ -336,7 +336,7 @@ def test_the_demo_writes_nih_format_boxes_around_each_painted_finding(tmp_path: 
     assert lines[0] == "Image Index,Finding Label,Bbox [x,y,w,h],,,"
     boxes = read_boxes(folder / "train" / BOX_FILE) + read_boxes(folder / "valid" / BOX_FILE)
     table = pd.concat([pd.read_csv(folder / "train.csv"), pd.read_csv(folder / "valid.csv")])
-    painter = _Painter(96, 117)
+    painter = Painter(96, 117)
     for box in boxes[:60]:
         row = table.loc[table["Path"] == box.image].iloc[0]
         assert row[box.label] in (1.0, -1.0) or "train" in box.image

@@ -1,4 +1,4 @@
-"""The demo: a synthetic CheXpert look-alike, the job behind `make demo`, and runs for the notebooks.
+"""The synthetic CheXpert look-alike: patients, studies, label rows, images and their box files.
 
 `write_demo_dataset` writes the exact CheXpert-v1.0-small layout in seconds, so every part of medbench
 (loaders, label policies, pipeline, training, evaluation) runs end to end without downloading
@@ -6,24 +6,20 @@ anything. Each image is a noisy, chest-like grayscale picture; each finding pres
 painted as its own pattern (a blob, ring, stripes, dots, a band, a line or a corner mark) in its own
 place, and findings occur independently of each other. Where each one is painted is written as a box
 (NIH's `BBox_List_2017.csv` format, one file in `train/` and one in `valid/`), so that explanation maps
-can be checked against it. The five competition classes use large patterns that a small CNN learns at
-32-64 px within a couple of epochs. Labels are written like
-CheXpert's: the training CSV mixes 1.0, 0.0, -1.0 (uncertain) and blanks (not mentioned), while the
-validation CSV holds only 1.0 and 0.0, like the radiologist-labelled original.
-
-`run_demo` is `make demo`: demo data → a small batch → per-epoch re-evaluation → leaderboard.
-`ensure_runs` gives the notebooks completed runs to look at, training a tiny batch only when there
-are none.
+can be checked against it. At the "easy" difficulty the five competition classes use large patterns
+that a small CNN learns at 32-64 px within a couple of epochs. Labels are written like CheXpert's: the
+training CSV mixes 1.0, 0.0, -1.0 (uncertain) and blanks (not mentioned), while the validation CSV
+holds only 1.0 and 0.0, like the radiologist-labelled original.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,37 +28,22 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from medbench.benchmark.benchmark import Benchmark
-from medbench.benchmark.predefined import grid
-from medbench.benchmark.spec import ExperimentSpec
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURE, IMAGE_SIZE, SEED
+from medbench.benchmark.vocabulary import IMAGE_SIZE, SEED
 from medbench.data.datasets import CHEXPERT_PATHOLOGIES
 from medbench.data.readers import CHEXPERT_CLASSES, CHEXPERT_METADATA_COLUMNS
+from medbench.demo.difficulty import DemoDifficulty, get_difficulty
+from medbench.demo.painter import Painter
 from medbench.errors import ConfigError, DatasetError
-from medbench.experiment_exec import run_batch
-from medbench.runs import SavedRun, find_runs
-from medbench.settings import Settings
-from medbench.tracking.logs import all_entries
 from medbench.xai.localization import BOX_FILE, Box, box_file_text
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "DEMO_BENCHMARKS",
-    "DEMO_FOLDER",
-    "PREVALENCE",
-    "QUICK_BENCHMARKS",
-    "completed_runs",
-    "ensure_demo_data",
-    "ensure_runs",
-    "run_demo",
-    "write_demo_dataset",
-]
 
 DEMO_FOLDER = "CheXpert-v1.0-small"
 """The folder the demo writes under its root, named like the real dataset."""
 DEMO_MARKER = ".medbench-demo"
 """The file that marks a DEMO_FOLDER as written by medbench (only such a folder is ever replaced)."""
+MARKER_DIFFICULTY = "difficulty: "
+"""The marker's line that records the difficulty the data was written with (JSON after it)."""
 
 PREVALENCE: dict[str, float] = {
     "Enlarged Cardiomediastinum": 0.12,
@@ -81,22 +62,9 @@ PREVALENCE: dict[str, float] = {
 }
 """Probability that a study shows each finding (drawn independently); No Finding follows from them."""
 
-DEMO_BENCHMARKS: tuple[Benchmark, ...] = (
-    Benchmark.from_name("demo_BCE_E5_B16_C0_N5_D64_DS8020_1LR3_LF5_Adam"),
-    Benchmark.from_name("demo_WBCE_E5_B16_C0_N5_AugAffine_Uone_D64_DS8020_1LR3_LF5_Adam"),
-)
-"""The batch of `make demo`, trained with the default architecture."""
-
-QUICK_BENCHMARKS: tuple[Benchmark, ...] = tuple(
-    grid(Benchmark.from_name("demo_BCE_E2_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"), loss=["BCE", "WBCE"])
-)
-"""Two 32 px, 2-epoch benchmarks on the demo data (seconds each on a CPU), for the notebooks."""
-
 MAX_PATIENTS = 10_000
 """The most patients per split the demo writes (about 23,000 images, some minutes on two cores)."""
 _JPEG_QUALITY = 90
-BOX_FRACTION = 0.05
-"""A finding's box bounds the pixels where its pattern exceeds this fraction of its own peak."""
 _LATERAL_PROBABILITY = 0.3
 _MAX_EXTRA_STUDIES = 2
 _EXTRA_STUDY_PROBABILITY = 0.35
@@ -124,13 +92,17 @@ def write_demo_dataset(
     size: tuple[int, int] = (320, 390),
     overwrite: bool = False,
     workers: int = 2,
+    difficulty: str | DemoDifficulty = "easy",
 ) -> Path:
     """Write the synthetic dataset under `out_dir` and return `out_dir` (the folder holding ``CheXpert-v1.0-small``).
 
     `size` is (width, height) of every image. The output is a pure function of the arguments: the
     same seed writes the same bytes. An existing ``CheXpert-v1.0-small`` folder is replaced only with
-    `overwrite`; the new one is assembled beside it and moved into place when complete.
+    `overwrite`; the new one is assembled beside it and moved into place when complete. `difficulty`
+    (a preset name or a DemoDifficulty) sets pattern contrast, pixel noise and training label noise; it is
+    recorded in the folder's marker file.
     """
+    level = get_difficulty(difficulty)
     for what, count in (("training patients", n_train_patients), ("validation patients", n_valid_patients)):
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or not 1 <= count <= MAX_PATIENTS:
             raise ConfigError(f"{what} {count!r}: expected a whole number in 1..{MAX_PATIENTS}")
@@ -163,11 +135,9 @@ def write_demo_dataset(
             )
     started = time.perf_counter()
     rng = np.random.default_rng([seed, 0])
-    train_rows, train_images = _patients(rng, seed, "train", range(1, n_train_patients + 1), training=True)
+    train_rows, train_images = _patients(rng, seed, "train", range(1, n_train_patients + 1), level.label_noise)
     first_valid = n_train_patients + 1
-    valid_rows, valid_images = _patients(
-        rng, seed, "valid", range(first_valid, first_valid + n_valid_patients), training=False
-    )
+    valid_rows, valid_images = _patients(rng, seed, "valid", range(first_valid, first_valid + n_valid_patients), None)
     images = train_images + valid_images
 
     staging = root / f".{DEMO_FOLDER}.partial"
@@ -176,12 +146,13 @@ def write_demo_dataset(
     staging.mkdir(parents=True)
     (staging / DEMO_MARKER).write_text(
         f"written by medbench.demo.write_demo_dataset (seed {seed}, {width}x{height} px); "
-        "medbench demo-data --overwrite replaces only a folder with this file\n",
+        "medbench demo-data --overwrite replaces only a folder with this file\n"
+        f"{MARKER_DIFFICULTY}{json.dumps(level.to_dict(), sort_keys=True)}\n",
         encoding="utf-8",
     )
     _write_csv(staging / "train.csv", train_rows)
     _write_csv(staging / "valid.csv", valid_rows)
-    painter = _Painter(width, height)
+    painter = Painter(width, height, contrast=level.contrast, noise=level.noise)
 
     def write(image: _Image) -> list[Box]:
         path = staging / image.relative_path.removeprefix(f"{DEMO_FOLDER}/")
@@ -214,13 +185,15 @@ def write_demo_dataset(
 
 
 def _patients(
-    rng: np.random.Generator, seed: int, split: str, numbers: range, *, training: bool
+    rng: np.random.Generator, seed: int, split: str, numbers: range, label_noise: float | None
 ) -> tuple[list[list[str]], list[_Image]]:
     """CSV rows and image jobs for the patients `numbers` of one split.
 
-    Training patients have one to three studies with noisy labels; validation patients have one
-    study labelled exactly, like CheXpert's radiologist-labelled validation set.
+    Training patients (`label_noise` a probability) have one to three studies with noisy labels;
+    validation patients (`label_noise` None) have one study labelled exactly, like CheXpert's
+    radiologist-labelled validation set.
     """
+    training = label_noise is not None
     rows: list[list[str]] = []
     images: list[_Image] = []
     split_code = 1 if split == "train" else 2
@@ -230,7 +203,7 @@ def _patients(
         n_studies = 1 + (rng.binomial(_MAX_EXTRA_STUDIES, _EXTRA_STUDY_PROBABILITY) if training else 0)
         for study in range(1, n_studies + 1):
             present = tuple(name for name, p in PREVALENCE.items() if rng.random() < p)
-            labels = _reported_labels(rng, present, training=training)
+            labels = _reported_labels(rng, present, label_noise)
             views = ["frontal"] + (["lateral"] if rng.random() < _LATERAL_PROBABILITY else [])
             for index, view in enumerate(views, start=1):
                 relative = f"{DEMO_FOLDER}/{split}/patient{number:05d}/study{study}/view{index}_{view}.jpg"
@@ -256,13 +229,21 @@ def _projection(rng: np.random.Generator, frontal: bool) -> str:
     return str(rng.choice(("", "LL", "RL"), p=(0.88, 0.08, 0.04)))
 
 
-def _reported_labels(rng: np.random.Generator, present: tuple[str, ...], *, training: bool) -> list[str]:
-    """The 14 label cells of a study, in CheXpert's column order: noisy for training, exact otherwise."""
+def _reported_labels(rng: np.random.Generator, present: tuple[str, ...], label_noise: float | None) -> list[str]:
+    """The 14 label cells of a study, in CheXpert's column order: noisy for training, exact otherwise.
+
+    With label noise, each finding is reported as if its presence were flipped with that probability
+    (no random draw is made without it, so the "easy" data stays byte-identical to the original demo).
+    """
+    training = label_noise is not None
     cells: dict[str, str] = {}
     for name in CHEXPERT_CLASSES[1:]:
+        shown = name in present
+        if label_noise and rng.random() < label_noise:
+            shown = not shown
         if not training:
-            cells[name] = "1.0" if name in present else "0.0"
-        elif name in present:
+            cells[name] = "1.0" if shown else "0.0"
+        elif shown:
             cells[name] = str(rng.choice(("1.0", "-1.0"), p=_REPORT_PRESENT))
         else:
             cells[name] = str(rng.choice(("", "0.0", "-1.0"), p=_REPORT_ABSENT))
@@ -278,203 +259,17 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
-# --------------------------------------------------------------------------------------------------
-# Pictures
-# --------------------------------------------------------------------------------------------------
-
-
-class _Painter:
-    """Paints chest-like backgrounds and one pattern per finding on a fixed pixel grid.
-
-    Geometry is given in fractions of the width (x) and height (y), so any `size` works.
-    """
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        self.x = xs / width
-        self.y = ys / height
-        self.aspect = height / width
-        self.patterns: dict[str, Callable[[float, float], np.ndarray]] = {
-            "Enlarged Cardiomediastinum": lambda dx, dy: 45 * self._box(0.41 + dx, 0.59 + dx, 0.14 + dy, 0.42 + dy),
-            "Cardiomegaly": lambda dx, dy: 55 * self._disk(0.52 + dx, 0.66 + dy, 0.14),
-            "Lung Opacity": lambda dx, dy: 55 * self._gauss(0.29 + dx, 0.33 + dy, 0.07),
-            "Lung Lesion": lambda dx, dy: 80 * self._ring(0.72 + dx, 0.17 + dy, 0.05, 0.014),
-            "Edema": lambda dx, dy: (
-                55 * self._box(0.12 + dx, 0.88 + dx, 0.47 + dy, 0.57 + dy) * self._stripes(0.0, 0.03)
-            ),
-            "Consolidation": lambda dx, dy: 80 * self._ellipse(0.28 + dx, 0.64 + dy, 0.09, 0.06, soft=0.15),
-            "Pneumonia": lambda dx, dy: 75 * self._box(0.63 + dx, 0.83 + dx, 0.59 + dy, 0.70 + dy) * self._dots(0.035),
-            "Atelectasis": lambda dx, dy: (
-                60 * self._box(0.60 + dx, 0.85 + dx, 0.29 + dy, 0.44 + dy) * self._stripes(1.0, 0.05)
-            ),
-            "Pneumothorax": lambda dx, dy: -55 * self._ellipse(0.29 + dx, 0.19 + dy, 0.11, 0.05, soft=0.3),
-            "Pleural Effusion": lambda dx, dy: (
-                70
-                * self._box(0.12 + dx, 0.88 + dx, 0.74 + dy, 0.85 + dy)
-                * np.clip((self.y - 0.70 - dy) / 0.12, 0.3, 1.0)
-            ),
-            "Pleural Other": lambda dx, dy: 75 * self._segment((0.92 + dx, 0.25 + dy), (0.92 + dx, 0.70 + dy), 0.007),
-            "Fracture": lambda dx, dy: (
-                85
-                * np.maximum(
-                    self._segment((0.06 + dx, 0.06 + dy), (0.16 + dx, 0.14 + dy), 0.008),
-                    self._segment((0.16 + dx, 0.06 + dy), (0.06 + dx, 0.14 + dy), 0.008),
-                )
-            ),
-            "Support Devices": lambda dx, dy: (
-                95
-                * np.maximum(
-                    self._segment((0.56 + dx, 0.0), (0.50 + dx, 0.52 + dy), 0.006),
-                    self._box(0.88, 0.95, 0.03, 0.09, soft=0.0),
-                )
-            ),
-        }
-
-    def paint(self, rng: np.random.Generator, frontal: bool, findings: tuple[str, ...]) -> np.ndarray:
-        """One grayscale image (uint8, height x width)."""
-        return self.paint_with_boxes(rng, frontal, findings)[0]
-
-    def paint_with_boxes(
-        self, rng: np.random.Generator, frontal: bool, findings: tuple[str, ...]
-    ) -> tuple[np.ndarray, list[tuple[str, int, int, int, int]]]:
-        """One grayscale image and (finding, x, y, w, h) of each pattern painted, from the same random draws."""
-        dx, dy = rng.uniform(-0.025, 0.025, size=2)
-        picture = self._frontal(dx, dy) if frontal else self._lateral(dx, dy)
-        picture = picture * rng.uniform(0.9, 1.1) + self._smooth_noise(rng, 14.0)
-        places: list[tuple[str, int, int, int, int]] = []
-        for name in findings:
-            strength = rng.uniform(0.8, 1.2)
-            pattern = self.patterns[name](dx, dy)
-            picture += strength * pattern
-            if (extent := self._extent(pattern)) is not None:
-                places.append((name, *extent))
-        picture += rng.normal(0.0, 7.0, size=picture.shape).astype(np.float32)
-        return np.clip(np.rint(picture), 0, 255).astype(np.uint8), places
-
-    @staticmethod
-    def _extent(pattern: np.ndarray) -> tuple[int, int, int, int] | None:
-        """(x, y, w, h) in pixels bounding where |pattern| exceeds BOX_FRACTION of its peak (None: nothing painted)."""
-        peak = float(np.abs(pattern).max())
-        if peak <= 0:
-            return None
-        strong = np.abs(pattern) > BOX_FRACTION * peak
-        rows, columns = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
-        return int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
-
-    def _frontal(self, dx: float, dy: float) -> np.ndarray:
-        body = 95 * self._ellipse(0.5 + dx, 0.56 + dy, 0.46, 0.50, soft=0.12)
-        lungs = -60 * (
-            self._ellipse(0.30 + dx, 0.44 + dy, 0.15, 0.30, soft=0.25)
-            + self._ellipse(0.70 + dx, 0.44 + dy, 0.15, 0.30, soft=0.25)
-        )
-        spine = 35 * self._box(0.47 + dx, 0.53 + dx, 0.0, 1.0, soft=0.01)
-        heart = 35 * self._ellipse(0.55 + dx, 0.63 + dy, 0.12, 0.09, soft=0.4)
-        return 25 + body + lungs + spine + heart
-
-    def _lateral(self, dx: float, dy: float) -> np.ndarray:
-        body = 100 * self._ellipse(0.5 + dx, 0.55 + dy, 0.44, 0.48, soft=0.12)
-        lung = -55 * self._ellipse(0.47 + dx, 0.45 + dy, 0.28, 0.30, soft=0.3)
-        spine = 40 * self._box(0.78 + dx, 0.86 + dx, 0.1, 1.0, soft=0.01)
-        return 25 + body + lung + spine
-
-    def _smooth_noise(self, rng: np.random.Generator, amplitude: float) -> np.ndarray:
-        coarse = rng.normal(0.0, amplitude, size=(6, 5)).astype(np.float32)
-        return np.asarray(Image.fromarray(coarse).resize((self.width, self.height), Image.Resampling.BILINEAR))
-
-    def _ellipse(self, cx: float, cy: float, ax: float, ay: float, *, soft: float) -> np.ndarray:
-        """1 inside, 0 outside, a linear edge of relative width `soft`."""
-        distance = np.sqrt(((self.x - cx) / ax) ** 2 + ((self.y - cy) / ay) ** 2)
-        return np.clip((1.0 - distance) / max(soft, 1e-6), 0.0, 1.0)
-
-    def _disk(self, cx: float, cy: float, radius: float) -> np.ndarray:
-        return self._ellipse(cx, cy, radius, radius / self.aspect, soft=0.15)
-
-    def _gauss(self, cx: float, cy: float, sigma: float) -> np.ndarray:
-        return np.exp(-(((self.x - cx) ** 2 + ((self.y - cy) * self.aspect) ** 2) / (2 * sigma**2)))
-
-    def _ring(self, cx: float, cy: float, radius: float, thickness: float) -> np.ndarray:
-        distance = np.sqrt((self.x - cx) ** 2 + ((self.y - cy) * self.aspect) ** 2)
-        return np.clip(1.0 - np.abs(distance - radius) / thickness, 0.0, 1.0)
-
-    def _box(self, x0: float, x1: float, y0: float, y1: float, *, soft: float = 0.02) -> np.ndarray:
-        if soft <= 0:
-            return ((self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1)).astype(np.float32)
-        inside_x = np.minimum(self.x - x0, x1 - self.x)
-        inside_y = np.minimum(self.y - y0, y1 - self.y)
-        return np.clip(np.minimum(inside_x, inside_y) / soft, 0.0, 1.0)
-
-    def _stripes(self, slope: float, period: float) -> np.ndarray:
-        """Stripes 0..1 along ``y + slope * x`` (0: horizontal), `period` in fractions of the height."""
-        phase = (self.y * self.aspect + slope * self.x) / (period * self.aspect)
-        return 0.5 + 0.5 * np.cos(2 * np.pi * phase)
-
-    def _dots(self, spacing: float) -> np.ndarray:
-        """A grid of soft dots, `spacing` apart (fractions of the width)."""
-        u = np.cos(2 * np.pi * self.x / spacing)
-        v = np.cos(2 * np.pi * self.y * self.aspect / spacing)
-        return np.clip(u * v, 0.0, 1.0)
-
-    def _segment(self, start: tuple[float, float], end: tuple[float, float], width: float) -> np.ndarray:
-        """A line from `start` to `end` (x, y fractions), `width` in fractions of the width."""
-        px, py = self.x, self.y * self.aspect
-        ax, ay = start[0], start[1] * self.aspect
-        bx, by = end[0], end[1] * self.aspect
-        vx, vy = bx - ax, by - ay
-        t = np.clip(((px - ax) * vx + (py - ay) * vy) / (vx * vx + vy * vy), 0.0, 1.0)
-        distance = np.sqrt((px - ax - t * vx) ** 2 + (py - ay - t * vy) ** 2)
-        return np.clip(1.0 - distance / width, 0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------------
-# The demo job and runs for the notebooks
-# --------------------------------------------------------------------------------------------------
-
-
-def ensure_demo_data(settings: Settings, *, seed: int = 0) -> Path:
-    """Write the demo dataset under <data dir>/demo unless it is already there."""
-    root = settings.data_dir / "demo"
-    if (root / DEMO_FOLDER / "train.csv").is_file() and (root / DEMO_FOLDER / "valid.csv").is_file():
-        logger.info("demo data already at %s", root)
-        return root
-    return write_demo_dataset(root, seed=seed)
-
-
-def run_demo(settings: Settings | None = None) -> str:
-    """Run the whole demo and return the leaderboard text of its runs."""
-    from medbench.leaderboard import format_leaderboard, leaderboard
-    from medbench.reevaluation import reevaluate
-
-    settings = settings or Settings.from_env()
-    started = time.time()
-    ensure_demo_data(settings)
-    entries = run_batch([ExperimentSpec(benchmark, DEFAULT_ARCHITECTURE) for benchmark in DEMO_BENCHMARKS], settings)
-    completed = [entry for entry in entries if entry["status"] == "completed"]
-    reevaluate(settings, [entry["id"] for entry in completed], epochs=True)
-    board = format_leaderboard(leaderboard(completed))
-    logger.info(
-        "demo finished in %.0f s (%d of %d runs completed)", time.time() - started, len(completed), len(entries)
-    )
-    return board
-
-
-def completed_runs(settings: Settings) -> list[SavedRun]:
-    """Saved runs that finished (their folder holds result.json)."""
-    return [run for run in find_runs(settings.models_dir) if run.run_dir.is_complete()]
-
-
-def ensure_runs(settings: Settings, *, progress: bool = True) -> list[SavedRun]:
-    """The completed runs; when there are none (or no completed log entry), run the quick demo batch first.
-
-    The demo data is written under `<data dir>/demo` if it is missing.
-    """
-    runs = completed_runs(settings)
-    logged = [entry for entry in all_entries(settings.logs_dir) if entry.get("status", "completed") == "completed"]
-    if runs and logged:
-        return runs
-    logger.info("no completed runs under %s: running the quick demo batch", settings.models_dir)
-    ensure_demo_data(settings)
-    run_batch(
-        [ExperimentSpec(benchmark, DEFAULT_ARCHITECTURE) for benchmark in QUICK_BENCHMARKS], settings, progress=progress
-    )
-    return completed_runs(settings)
+def written_difficulty(root: Path) -> DemoDifficulty | None:
+    """The difficulty recorded in the demo data under `root` (None: no demo data, or written before it was recorded)."""
+    marker = root / DEMO_FOLDER / DEMO_MARKER
+    try:
+        lines = marker.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(MARKER_DIFFICULTY):
+            try:
+                return DemoDifficulty(**json.loads(line.removeprefix(MARKER_DIFFICULTY)))
+            except (ValueError, TypeError, ConfigError):
+                return None
+    return DemoDifficulty() if lines else None
