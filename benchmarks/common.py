@@ -283,10 +283,10 @@ def python_versions(*, tensorflow: bool = True) -> str:
 
 
 def report_pair(
-    results: dict[str, list[float]], label: str, ours: str, theirs: str, goal: float | None
+    results: dict[str, list[float]], label: str, ours: str, theirs: str, goal: float | None, *, unit: str = "img/s"
 ) -> dict[str, Summary]:
     """Print each contender's median figure, then `ours` ÷ `theirs` with its per-repeat range; the summaries."""
-    summaries = {name: Summary(name, values) for name, values in results.items()}
+    summaries = {name: Summary(name, values, unit) for name, values in results.items()}
     print("\n-- figures (median over repeats) --")
     for summary in summaries.values():
         print(summary.line())

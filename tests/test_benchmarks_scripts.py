@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py", "augmentation.py")
+SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py", "augmentation.py", "bootstrap.py")
 AUCMEDI_PYTHON = Path(os.environ.get("MEDBENCH_AUCMEDI_PYTHON", "/work/aucmedi-venv/bin/python"))
 
 
@@ -116,3 +116,9 @@ def test_augmentation_quick(tmp_path: Path) -> None:
     result = run_script("augmentation.py", "--quick", "--work-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "host / in the graph" in result.stdout
+
+
+def test_bootstrap_quick(tmp_path: Path) -> None:
+    result = run_script("bootstrap.py", "--quick", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "medbench / scikit-learn loop" in result.stdout and "res/s" in result.stdout

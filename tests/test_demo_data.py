@@ -276,3 +276,18 @@ def test_a_bad_difficulty_names_its_field(bad: dict) -> None:
 def test_an_unknown_preset_lists_the_presets() -> None:
     with pytest.raises(ConfigError, match="easy, medium, hard"):
         get_difficulty("brutal")
+
+
+def test_without_a_difficulty_demo_data_already_there_is_kept(tmp_path: Path) -> None:
+    """Tests and notebooks share one demo folder: only the demo job (which names its difficulty) rewrites it."""
+    settings = Settings(
+        root=tmp_path,
+        data_dir=tmp_path / "data",
+        models_dir=tmp_path / "models",
+        logs_dir=tmp_path / "logs",
+        weights_dir=tmp_path / "weights",
+    )
+    write_demo_dataset(settings.data_dir / "demo", n_train_patients=4, n_valid_patients=2, size=(64, 78))
+    ensure_demo_data(settings)
+    assert written_difficulty(settings.data_dir / "demo") == DIFFICULTIES["easy"]
+    assert len(raw_csv(settings.data_dir / "demo" / "CheXpert-v1.0-small" / "valid.csv")) <= 4

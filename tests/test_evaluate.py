@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,17 +75,15 @@ def test_average_precision_and_calibration_match_their_definitions() -> None:
     assert calibration.ece == pytest.approx(expected, abs=1e-12) and sum(calibration.counts) == 400
 
 
-def test_the_bootstrap_resamples_patients_and_meets_its_speed_goal() -> None:
+def test_the_bootstrap_resamples_patients() -> None:
+    """On the issue's problem size (its speed is measured in benchmarks/bootstrap.py)."""
     rng = np.random.default_rng(1)
     n, c = 22_000, 14
     targets = (rng.random((n, c)) < 0.3).astype(float)
     targets[rng.random((n, c)) < 0.05] = np.nan
     scores = np.clip(targets * 0.2 + rng.random((n, c)), 0, 1.2) / 1.2
     patients = [f"P{index // 3}" for index in range(n)]
-    started = time.perf_counter()
     per_class, macro = bootstrap_auroc(targets, scores, [f"c{j}" for j in range(c)], patient_ids=patients)
-    elapsed = time.perf_counter() - started
-    print(f"bootstrap of 22,000 images x 14 classes x 1,000 resamples: {elapsed:.2f} s")
     assert macro.n_resamples == 1000 and macro.low < macro.high
     one = per_class["c0"]
     assert one.low < roc_auc_score(targets[~np.isnan(targets[:, 0]), 0], scores[~np.isnan(targets[:, 0]), 0]) < one.high

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from medbench.benchmark.options import ExperimentOptions, parse_assignment
+from medbench.benchmark.options import ExperimentOptions, option_argument
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURES, STRATEGIES
 from medbench.ensemble.arguments import add_ensemble_parser
 from medbench.errors import MedbenchError, shown
@@ -83,16 +83,6 @@ def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _option(text: str) -> tuple[str, Any]:
-    """argparse type of --option: a known key with a value of its type."""
-    try:
-        key, value = parse_assignment(text)
-        ExperimentOptions.from_dict({key: value})
-    except MedbenchError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return key, value
-
-
 def cmd_reevaluate(args: argparse.Namespace) -> int:
     from medbench.ensemble.reevaluate import reevaluate_all
 
@@ -122,17 +112,23 @@ def _report_skipped(skipped: Sequence[str], rest: str) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from medbench.prediction import predict_images, resolve_run
+    from medbench.prediction import images_of_table, predict_images, resolve_run, write_numpy_predictions
 
     settings = _settings()
-    frame = predict_images(resolve_run(args.run, settings), args.images, settings)
-    if args.out:
-        from medbench.atomic import write_bytes_atomic
-
-        write_bytes_atomic(args.out, frame.to_csv(index=False, float_format="%.6f").encode("utf-8"))
-        print(f"{len(frame)} prediction(s) written to {args.out}")
-    else:
+    table = args.test_dataframe
+    names, files = images_of_table(table, args.img_dir) if table else ([Path(p).stem for p in args.images], args.images)
+    run = resolve_run(args.run, settings)
+    frame = predict_images(run, files, settings)
+    if table:  # the table's names instead of paths: `medbench evaluate` joins them to its ground truth
+        frame = frame.drop(columns="image").assign(image_name=names)[["image_name", *run.classes]]
+    if not args.out:
         print(frame.to_csv(index=False, float_format="%.6f"), end="")
+        return 0
+    from medbench.atomic import write_bytes_atomic
+
+    write_bytes_atomic(args.out, frame.to_csv(index=False, float_format="%.6f").encode("utf-8"))
+    numpy = write_numpy_predictions(args.out, names, frame[list(run.classes)].to_numpy()) if args.generate_numpy else ()
+    print(f"{len(frame)} prediction(s) written to {', '.join(map(str, (args.out, *numpy)))}")
     return 0
 
 
@@ -335,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--option",
         action="append",
-        type=_option,
+        type=option_argument,
         metavar="KEY=VALUE",
         help="an ExperimentOptions field for every experiment, as in a batch file's options: (repeatable), "
         f"e.g. max_train_samples=400; keys: {', '.join(ExperimentOptions.keys())}",
@@ -360,9 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="class probabilities of image files from a saved run's model")
     predict.add_argument("run", help="run id or run folder")
-    predict.add_argument("images", nargs="+", help="PNG/JPEG files")
+    predict.add_argument("images", nargs="*", help="image files (or --test-dataframe and --img-dir)")
     predict.add_argument("--out", help="CSV file to write (default: print)")
-    predict.set_defaults(func=cmd_predict)
+    predict.add_argument("--test-dataframe", help="CSV whose first column (image_name) names the images (TIML)")
+    predict.add_argument("--img-dir", help="with --test-dataframe: the folder of the images it names")
+    predict.add_argument("--generate-numpy", action="store_true", help="with --out: also OUT.npy and OUT/*.npy")
+    predict.set_defaults(func=cmd_predict, check=partial(_check_predict, predict))
 
     judge = commands.add_parser(
         "evaluate", help="any predictions CSV against its truth: summary, per-image results, plots"
@@ -444,6 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", choices=("architectures", "datasets", "benchmarks"))
     listing.set_defaults(func=cmd_list)
     return parser
+
+
+def _check_predict(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if bool(args.images) == bool(args.test_dataframe) or bool(args.test_dataframe) != bool(args.img_dir):
+        parser.error("give image files, or --test-dataframe FILE with --img-dir DIR")
+    if args.generate_numpy and not args.out:
+        parser.error("--generate-numpy writes beside the CSV: give --out FILE.csv")
 
 
 def _check_exec(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -22,7 +22,7 @@ from medbench.benchmark.vocabulary import (
     UPSAMPLE_FACTOR,
 )
 from medbench.benchmark.yaml_text import load_yaml
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, MedbenchError
 
 _NONE_WORDS = frozenset({"none", "null", "~", ""})
 
@@ -157,6 +157,18 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if raw.strip().lower() in _NONE_WORDS:
         return key, None
     return key, load_yaml(raw, f"--option {text[:200]!r}")
+
+
+def option_argument(text: str) -> tuple[str, Any]:
+    """argparse type of ``--option KEY=VALUE``: a known ExperimentOptions key with a value of its type."""
+    import argparse
+
+    try:
+        key, value = parse_assignment(text)
+        ExperimentOptions.from_dict({key: value})
+    except MedbenchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return key, value
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -31,17 +31,19 @@ QUICK_BENCHMARKS: tuple[Benchmark, ...] = tuple(
 """Two 32 px, 2-epoch benchmarks on the demo data (seconds each on a CPU), for the notebooks."""
 
 
-def ensure_demo_data(settings: Settings, *, seed: int = 0, difficulty: str | DemoDifficulty = DEMO_DIFFICULTY) -> Path:
-    """Write the demo dataset under <data dir>/demo unless it is already there at this difficulty.
+def ensure_demo_data(settings: Settings, *, seed: int = 0, difficulty: str | DemoDifficulty | None = None) -> Path:
+    """The demo dataset under <data dir>/demo, written (at `difficulty`, default DEMO_DIFFICULTY) when missing.
 
-    Demo data written at another difficulty is replaced (only a folder medbench's marker says it wrote).
+    With a `difficulty`, demo data written at another one is replaced (only a folder medbench's marker says
+    it wrote); without one, demo data already there is used whatever its difficulty (tests and notebooks
+    share one folder).
     """
     root = settings.data_dir / "demo"
-    level = get_difficulty(difficulty)
+    level = get_difficulty(DEMO_DIFFICULTY if difficulty is None else difficulty)
     complete = (root / DEMO_FOLDER / "train.csv").is_file() and (root / DEMO_FOLDER / "valid.csv").is_file()
     written = written_difficulty(root)
-    if complete and written == level:
-        logger.info("demo data already at %s", root)
+    if complete and (difficulty is None or written == level):
+        logger.info("demo data already at %s (difficulty %s)", root, written)
         return root
     if complete and written is not None:
         logger.info("demo data at %s was written at difficulty %s: writing it again at %s", root, written, level)
@@ -56,7 +58,7 @@ def run_demo(settings: Settings | None = None) -> str:
 
     settings = settings or Settings.from_env()
     started = time.time()
-    ensure_demo_data(settings)
+    ensure_demo_data(settings, difficulty=DEMO_DIFFICULTY)
     entries = run_batch([ExperimentSpec(benchmark, DEFAULT_ARCHITECTURE) for benchmark in DEMO_BENCHMARKS], settings)
     completed = [entry for entry in entries if entry["status"] == "completed"]
     reevaluate(settings, [entry["id"] for entry in completed], epochs=True)

@@ -11,23 +11,12 @@ import argparse
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from medbench.benchmark.options import ExperimentOptions, parse_assignment
+from medbench.benchmark.options import ExperimentOptions, option_argument
 from medbench.benchmark.vocabulary import AUGMENTATIONS, BAGGING_FOLDS, DEFAULT_ARCHITECTURES
 from medbench.ensemble.options import AGGREGATES, META_LEARNERS, METHODS, EnsembleOptions, TTAOptions
-from medbench.errors import MedbenchError
 
 if TYPE_CHECKING:
     from medbench.settings import Settings
-
-
-def _option(text: str) -> tuple[str, Any]:
-    """argparse type of --option: a known ExperimentOptions key with a value of its type."""
-    try:
-        key, value = parse_assignment(text)
-        ExperimentOptions.from_dict({key: value})
-    except MedbenchError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return key, value
 
 
 def add_ensemble_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -57,7 +46,7 @@ def add_ensemble_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         help=f"with --bagging: the members' registry key (default {', '.join(DEFAULT_ARCHITECTURES.values())})",
     )
     parser.add_argument(
-        "--option", action="append", type=_option, metavar="KEY=VALUE", help="with --bagging: a member option"
+        "--option", action="append", type=option_argument, metavar="KEY=VALUE", help="with --bagging: a member option"
     )
     parser.add_argument("--rerun", action="store_true", help="with --bagging: train new members even if complete")
     parser.set_defaults(check=partial(_check, parser))

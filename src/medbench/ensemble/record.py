@@ -20,6 +20,7 @@ from medbench.ensemble.combination import Combination
 from medbench.ensemble.members import MemberStack, member_record
 from medbench.ensemble.options import ENSEMBLE_KIND, EnsembleOptions
 from medbench.runs.provenance import environment_versions, git_commit
+from medbench.runs.records import relative_to_root
 from medbench.runs.run_dir import RunDir
 from medbench.runs.saved_run import SavedRun
 
@@ -90,14 +91,7 @@ def ensemble_entry(
             "finished": datetime.fromtimestamp(finished, UTC).isoformat(),
             "total_s": round(finished - started, 3),
         },
-        "storage": {"run_dir": _relative(run_dir.path, root), "model": None, "remote": None},
+        "storage": {"run_dir": relative_to_root(run_dir.path, root), "model": None, "remote": None},
         "versions": config["versions"],
         "git_commit": config["git_commit"],
     }
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)

@@ -20,7 +20,7 @@ from medbench.evaluation.summary import SUMMARY_COLUMNS, summarise, summary_rows
 from medbench.evaluation.tables import Joined, join_files
 from medbench.metrics.calibration import reliability
 from medbench.metrics.multiclass import evaluate_multiclass
-from medbench.metrics.thresholds import METHODS, OperatingPoint, choose_thresholds
+from medbench.metrics.thresholds import METHODS, threshold_table
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +49,14 @@ def _thresholds(
             f"the validation predictions have classes {list(validation.classes)} but the evaluated ones "
             f"{list(joined.classes)}; expected the same classes in the same order"
         )
-    chosen = choose_thresholds(
-        validation.targets, validation.scores, joined.classes, method, target_sensitivity=target_sensitivity
+    return threshold_table(
+        validation.targets,
+        validation.scores,
+        joined.classes,
+        method,
+        fixed=fixed,
+        target_sensitivity=target_sensitivity,
     )
-    out: dict[str, dict[str, Any]] = {}
-    for name, point in chosen.items():
-        if isinstance(point, OperatingPoint):
-            out[name] = {"value": point.threshold, "source": f"validation ({method})"}
-        else:
-            out[name] = {"value": fixed, "source": f"fixed: no {method} threshold on validation ({point})"}
-    return out
 
 
 def _per_image(joined: Joined, thresholds: Mapping[str, dict[str, Any]], multiclass: bool) -> bytes:

@@ -179,3 +179,26 @@ def choose_thresholds(
         except UndefinedMetricError as error:
             chosen[name] = str(error)
     return chosen
+
+
+def threshold_table(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    classes: Sequence[str],
+    method: str = "youden",
+    *,
+    fixed: float = 0.5,
+    target_sensitivity: float = 0.9,
+) -> dict[str, dict[str, Any]]:
+    """Each class's threshold chosen on these (validation) predictions and where it came from, as JSON.
+
+    A class whose threshold cannot be chosen keeps `fixed`, with the reason in its source.
+    """
+    chosen = choose_thresholds(y_true, y_score, classes, method, target_sensitivity=target_sensitivity)
+    table: dict[str, dict[str, Any]] = {}
+    for name, point in chosen.items():
+        if isinstance(point, OperatingPoint):
+            table[name] = {"value": point.threshold, "source": f"validation ({method})"}
+        else:
+            table[name] = {"value": fixed, "source": f"fixed {fixed}: no {method} threshold on validation ({point})"}
+    return table

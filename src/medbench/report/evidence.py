@@ -26,7 +26,7 @@ from medbench.data.datasets import get_dataset, load_dataset
 from medbench.errors import ConfigError, DatasetError, MedbenchError
 from medbench.evaluation.summary import summarise
 from medbench.evaluation.tables import join_files
-from medbench.metrics.thresholds import METHODS, OperatingPoint, choose_thresholds
+from medbench.metrics.thresholds import METHODS, threshold_table
 from medbench.runs.run_dir import json_problem
 from medbench.runs.saved_run import SavedRun
 from medbench.settings import Settings
@@ -148,14 +148,7 @@ def _thresholds(
     classes: tuple[str, ...], targets: np.ndarray, scores: np.ndarray, method: str
 ) -> dict[str, dict[str, Any]]:
     """Each class's threshold chosen on validation, or the fixed one with the reason none could be chosen."""
-    chosen = choose_thresholds(targets, scores, classes, method)
-    out: dict[str, dict[str, Any]] = {}
-    for name, point in chosen.items():
-        if isinstance(point, OperatingPoint):
-            out[name] = {"value": point.threshold, "source": f"validation ({method})"}
-        else:
-            out[name] = {"value": FIXED_THRESHOLD, "source": f"fixed {FIXED_THRESHOLD}: {point}"}
-    return out
+    return threshold_table(targets, scores, classes, method, fixed=FIXED_THRESHOLD)
 
 
 def gather_evidence(

@@ -93,8 +93,8 @@ def log_entry(
             "total_s": round(finished - started, 3),
         },
         "storage": {
-            "run_dir": _relative(run_dir.path, root),
-            "model": _relative(run_dir.model_path, root),
+            "run_dir": relative_to_root(run_dir.path, root),
+            "model": relative_to_root(run_dir.model_path, root),
             "remote": None,
         },
         "versions": config["versions"],
@@ -102,7 +102,8 @@ def log_entry(
     }
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_to_root(path: Path, root: Path) -> str:
+    """`path` relative to the project root as a log entry stores it (absolute when it lies outside the root)."""
     try:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
