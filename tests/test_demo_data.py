@@ -245,14 +245,13 @@ def test_label_noise_flips_training_reports_and_never_validation(tmp_path: Path)
         assert _reported_against_painted(root, "valid")[0] == 0, "validation labels stay exact"
 
 
+def _own_project(root: Path) -> Settings:
+    """Project folders under `root` with their own data folder (never the session's shared demo data)."""
+    return Settings(root, root / "data", root / "models", root / "logs", root / "weights")
+
+
 def test_difficulty_is_recorded_and_demo_data_at_another_is_rewritten(tmp_path: Path) -> None:
-    settings = Settings(
-        root=tmp_path,
-        data_dir=tmp_path / "data",
-        models_dir=tmp_path / "models",
-        logs_dir=tmp_path / "logs",
-        weights_dir=tmp_path / "weights",
-    )
+    settings = _own_project(tmp_path)
     root = settings.data_dir / "demo"
     write_demo_dataset(root, n_train_patients=4, n_valid_patients=2, size=(64, 78))
     assert written_difficulty(root) == DIFFICULTIES["easy"]
@@ -280,13 +279,7 @@ def test_an_unknown_preset_lists_the_presets() -> None:
 
 def test_without_a_difficulty_demo_data_already_there_is_kept(tmp_path: Path) -> None:
     """Tests and notebooks share one demo folder: only the demo job (which names its difficulty) rewrites it."""
-    settings = Settings(
-        root=tmp_path,
-        data_dir=tmp_path / "data",
-        models_dir=tmp_path / "models",
-        logs_dir=tmp_path / "logs",
-        weights_dir=tmp_path / "weights",
-    )
+    settings = _own_project(tmp_path)
     write_demo_dataset(settings.data_dir / "demo", n_train_patients=4, n_valid_patients=2, size=(64, 78))
     ensure_demo_data(settings)
     assert written_difficulty(settings.data_dir / "demo") == DIFFICULTIES["easy"]

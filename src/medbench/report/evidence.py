@@ -13,7 +13,6 @@ validation and test; nothing is ever chosen on test.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,7 +109,7 @@ def _read_result(run: SavedRun) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = run.run_dir.read_result()
     except (OSError, ValueError) as error:
         raise ConfigError(f"{path}: {json_problem(error)}; expected the result.json a finished run writes") from None
     if not isinstance(result, dict):
