@@ -57,7 +57,7 @@ from medbench.xai.explain import _read_images, _sample_params, box_frame
 
 logger = logging.getLogger(__name__)
 
-BENCHMARK = Benchmark.from_name("demo_BCE_E5_B16_C0_N5_D128_DS8020_1LR3_LF5_Adam")
+BENCHMARK = Benchmark.from_name("demo_BCE_E8_B16_C0_N5_D128_DS8020_1LR3_LF5_Adam")
 SIZE = 128
 """Demo images are written at the trained size: four 2x poolings leave an 8x8 map, fine enough for the boxes."""
 COMPETITION = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
@@ -65,7 +65,7 @@ COMPETITION = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, SavedRun]:
-    """A SmallCNN trained 5 epochs on a 128 px demo dataset (200 + 60 patients), and its settings."""
+    """A SmallCNN trained 8 epochs on a 128 px demo dataset (200 + 60 patients), and its settings."""
     root = tmp_path_factory.mktemp("xai")
     write_demo_dataset(root / "data" / "demo", n_train_patients=200, n_valid_patients=60, seed=1, size=(SIZE, SIZE))
     settings = Settings(
