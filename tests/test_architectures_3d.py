@@ -86,10 +86,11 @@ def test_3d_lookup_is_case_insensitive(alias: str) -> None:
 
 def test_a_3d_key_needs_its_prefix() -> None:
     with pytest.raises(ConfigError) as error:
-        get_architecture("resnet18")
+        get_architecture("resnet34")
     message = str(error.value)
-    assert "'resnet18'" in message and "3D.ResNet18" in message and "'3D.'" in message
+    assert "'resnet34'" in message and "3D.ResNet34" in message and "'3D.'" in message
     assert get_architecture("resnet50").key == "2D.ResNet50", "the 2D network keeps its short name"
+    assert get_architecture("resnet18").key == "2D.ResNet18", "pyBIA's 2D ResNet-18 (architectures/resnet18.py)"
     assert get_architecture("smallcnn").key == "2D.SmallCNN"
 
 

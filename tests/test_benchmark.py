@@ -9,10 +9,13 @@ from hypothesis import strategies as st
 from medbench.benchmark import EXAMPLE_NAME, Benchmark, decode_learning_rate, encode_learning_rate
 from medbench.benchmark.vocabulary import (
     AUGMENTATIONS,
+    COLOR_SPACES,
+    ENUMERATIONS,
     IMAGE_SIZE,
     LEARNING_RATE,
     LOSSES,
     OPTIMIZERS,
+    RESIZE_FILTERS,
     TRANSFORMS,
     UNCERTAINTY_POLICIES,
     UNCERTAINTY_PRESETS,
@@ -34,7 +37,9 @@ transform = st.one_of(
     _values("blur").map(lambda n: f"blur{n}"),
     _values("median").map(lambda n: f"median{n}"),
     st.builds(lambda c, w: f"window{c}w{w}", _values("window"), _values("window", 1)),
+    st.sampled_from(COLOR_SPACES),
 )
+resize_filter = st.one_of(st.none(), st.sampled_from(RESIZE_FILTERS))
 
 
 def _split() -> st.SearchStrategy[tuple[int, ...]]:
@@ -79,7 +84,13 @@ image_benchmarks = st.builds(
     **common_fields,
     image_size=st.integers(IMAGE_SIZE.low, 2048),
     crop=st.booleans(),
-    transformations=st.lists(transform, max_size=4).map(tuple),
+    transformations=st.builds(
+        lambda tokens, chosen, at: tuple(tokens[:at] + ([chosen] if chosen else []) + tokens[at:]),
+        st.lists(transform, max_size=4),
+        resize_filter,
+        st.integers(0, 4),
+    ),
+    enumeration=st.sampled_from(tuple(ENUMERATIONS)),
     dimension=st.just(2),
 )
 volume_benchmarks = st.builds(
@@ -201,6 +212,7 @@ any_transform = st.one_of(
     _number(1, 50).map(lambda n: f"blur{n}"),
     _number(2, 51).map(lambda n: f"median{n}"),
     st.builds(lambda c, w: f"window{c}w{w}", _number(0, 255), _number(1, 510)),
+    st.sampled_from(COLOR_SPACES + RESIZE_FILTERS),
 )
 
 names = st.builds(
@@ -248,8 +260,9 @@ def test_every_name_that_parses_builds_its_preprocessing_and_options(name: str) 
     except BenchmarkNameError as error:
         assert "expected" in str(error)
         return
-    params = PreprocessParams.for_benchmark(benchmark)
-    image = np.random.default_rng(0).integers(0, 256, (40, 48), dtype=np.uint8)
+    colour = any(token in COLOR_SPACES for token in benchmark.transformations)
+    params = PreprocessParams.for_benchmark(benchmark, channels=3 if colour else 1)
+    image = np.random.default_rng(0).integers(0, 256, (40, 48, 3) if colour else (40, 48), dtype=np.uint8)
     assert compose(params.transformations)(image).shape == image.shape
     spec = ExperimentSpec(benchmark)
     schedule = Schedule.for_spec(spec)

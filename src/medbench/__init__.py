@@ -89,6 +89,10 @@ _LAZY = {
     "pull": "medbench.tracking.storage",
     "leaderboard": "medbench.leaderboard",
     "write_reports": "medbench.report.reports",
+    "train_table": "medbench.table_training.runner",
+    "read_training_table": "medbench.table_training.table",
+    "BinaryClassifier": "medbench.binary_classifier.classifier",
+    "BinaryClassifierConfig": "medbench.binary_classifier.config",
 }
 
 __all__ = [

@@ -22,10 +22,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medbench.benchmark.options import ExperimentOptions, option_argument
 from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURES, STRATEGIES
-from medbench.ensemble.arguments import add_ensemble_parser
+from medbench.ensemble.arguments import add_ensemble_parser, ensemble_command
 from medbench.errors import MedbenchError, shown
 from medbench.interruption import Interrupted, install_handlers
 from medbench.report.arguments import add_report_parser
+from medbench.search.arguments import add_search_parser
+from medbench.table_training.arguments import add_table_arguments, run_table
 from medbench.xai.arguments import add_explain_parser
 
 logger = logging.getLogger("medbench")
@@ -42,6 +44,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from medbench.experiment_exec import load_batch, parse_shard, run_batch, shard
     from medbench.tracking.logs import FAILED_LOG
 
+    if args.table:
+        return run_table(args, _settings(), _option_overrides(args))
     if args.batch:
         items = load_batch(args.batch)
     else:
@@ -173,13 +177,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     for path in write_reports(_settings(), args.runs, args.out, **report_options(args)):
         print(path)
-    return 0
-
-
-def cmd_ensemble(args: argparse.Namespace) -> int:
-    from medbench.ensemble.arguments import run_ensemble
-
-    print(run_ensemble(args, _settings()))
     return 0
 
 
@@ -347,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--skip-unreadable", action="store_true", help="leave out unreadable images instead of stopping (listed)"
     )
+    add_table_arguments(run)
     run.set_defaults(func=cmd_exec, check=partial(_check_exec, run))
 
     again = commands.add_parser("reevaluate", help="recompute metrics of saved runs and ensembles (and of every epoch)")
@@ -378,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the AUROC intervals")
     judge.set_defaults(func=cmd_evaluate)
     add_explain_parser(commands).set_defaults(func=cmd_explain)
-    add_ensemble_parser(commands).set_defaults(func=cmd_ensemble)
+    add_ensemble_parser(commands).set_defaults(func=ensemble_command)
+    add_search_parser(commands)
     add_report_parser(commands).set_defaults(func=cmd_report)
 
     repair = commands.add_parser(
@@ -453,8 +452,8 @@ def _check_predict(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def _check_exec(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if bool(args.batch) == bool(args.benchmark):
-        parser.error("give either --batch FILE or one BENCHMARK name")
+    if sum(map(bool, (args.batch, args.benchmark, args.table))) != 1:
+        parser.error("give one of --batch FILE, --table FILE.csv or one BENCHMARK name")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

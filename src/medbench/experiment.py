@@ -32,6 +32,7 @@ from medbench.losses.class_weights import ClassWeights, loss_class_weights
 from medbench.metrics.multiclass import SplitReport
 from medbench.pipeline.config import PipelineConfig
 from medbench.pipeline.dataset import steps_per_epoch
+from medbench.pipeline.enumeration import variant_count
 from medbench.preprocessing.cache import ImageCache
 from medbench.runs.records import log_entry, run_config
 from medbench.runs.run_dir import RunDir
@@ -56,9 +57,11 @@ class Experiment:
         spec: the benchmark, architecture and options (a benchmark name means the default architecture).
         settings: project folders; default `Settings.from_env()`.
         run_id: the run to write (default a new id; all workers of a multi-worker run share one).
+    `callbacks` takes Keras callbacks run after medbench's own; they see ``logs["val_mean_auroc"]`` and may stop it.
     """
 
     def __init__(self, spec: ExperimentSpec | str, settings: Settings | None = None, run_id: str | None = None):
+        self.callbacks: list[keras.callbacks.Callback] = []
         self.spec = (ExperimentSpec(spec) if isinstance(spec, str) else spec).check()
         self.settings = settings or Settings.from_env()
         multiworker = self.spec.options.strategy == "multiworker"
@@ -198,13 +201,14 @@ class Experiment:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(self.run_dir / history[-1]["checkpoint"])
                 logger.info("run %s: resumed after epoch %d", self.run_id, history[-1]["epoch"])
-        steps = steps_per_epoch(len(data.train), self.benchmark.batch_size)
+        steps = steps_per_epoch(len(data.train) * variant_count(self.benchmark.enumeration), self.benchmark.batch_size)
         callbacks = [
             EpochEnd(lambda model: self.evaluate(model, data.val, data)[0], schedule, self.run_dir, history),
             Progress(self.name, epochs * steps, first_epoch * steps),
         ]
         if self.options.tensorboard:
             callbacks.append(tensorboard(self.run_dir))
+        callbacks += self.callbacks
         config = PipelineConfig.for_spec(self.spec, training=True)
         train_data = training_batches(self.cache, data.train, config, first_epoch=first_epoch, epochs=epochs)
         model.fit(

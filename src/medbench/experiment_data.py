@@ -19,11 +19,18 @@ import pandas as pd
 from medbench.benchmark.options import fold_of
 from medbench.benchmark.spec import ExperimentSpec
 from medbench.capacity import require_memory
-from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
+from medbench.data.datasets import (
+    DatasetSpec,
+    all_image_paths,
+    check_disjoint,
+    get_dataset,
+    load_dataset,
+    load_validation,
+)
 from medbench.data.images import unreadable_images_error
 from medbench.data.label_policy import default_upsample_factors, encode_labels, upsample_indices
 from medbench.data.metadata import MetadataEncoding
-from medbench.data.splits import leave_fold_out, split_by_patient
+from medbench.data.splits import fold_rows, leave_fold_out, split_by_patient
 from medbench.data.tasks import one_class_per_image
 from medbench.errors import ConfigError
 from medbench.preprocessing.cache import ImageCache
@@ -115,16 +122,20 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
     classes = tuple(dataset.classes_for(benchmark.n_classes))
     task = dataset.task_for(benchmark.n_classes)
     train_table, test_table = load_dataset(dataset, data_dir)
-    sources = tuple(all_image_paths(train_table, test_table))
-    if task == "multiclass":
-        train_table = one_class_per_image(train_table, dataset.classes, classes, dataset.name)
-        if test_table is not None:
-            test_table = one_class_per_image(test_table, dataset.classes, classes, dataset.name)
-    if options.frontal_only:
-        train_table = train_table[train_table["frontal"]]
-        test_table = test_table[test_table["frontal"]] if test_table is not None else None
+    val_table = _official_validation(dataset, data_dir, train_table, test_table, benchmark.name, benchmark.split)
+    sources = tuple(all_image_paths(train_table, test_table, val_table))
+    tables = {"train": train_table, "test": test_table, "val": val_table}
+    for part, table in tables.items():
+        if table is not None and task == "multiclass":
+            table = one_class_per_image(table, dataset.classes, classes, dataset.name)
+        if table is not None and options.frontal_only:
+            table = table[table["frontal"]]
+        tables[part] = table
+    train_table, test_table, val_table = tables["train"], tables["test"], tables["val"]
     fractions = benchmark.split_fractions
-    if len(fractions) == 2:
+    if val_table is not None:
+        train_part, val_part, test_part = train_table, val_table, test_table
+    elif len(fractions) == 2:
         if test_table is None:
             raise ConfigError(
                 f"split DS{''.join(f'{p:02d}' for p in benchmark.split)} of {benchmark.name} takes the test set from "
@@ -137,6 +148,11 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
         train_part, val_part, test_part = split_by_patient(train_table, fractions, seed=benchmark.seed)
     if options.bagging_fold is not None:
         train_part = leave_fold_out(train_part, *fold_of(options.bagging_fold), seed=benchmark.seed)
+    if options.cv_fold is not None:
+        development = pd.concat([train_part, val_part], ignore_index=True)
+        fold, folds = fold_of(options.cv_fold, "cv_fold")
+        train_part = leave_fold_out(development, fold, folds, seed=benchmark.seed)
+        val_part = fold_rows(development, fold, folds, seed=benchmark.seed)
 
     encoding = _metadata_encoding(train_part, options.metadata, dataset.classes, dataset.name)
 
@@ -155,6 +171,31 @@ def prepare_data(spec: ExperimentSpec, data_dir: Path) -> ExperimentData:
         train = train.subset(upsample_indices(train.targets, classes, factors))
     _check_not_empty(benchmark.name, dataset.name, train, val, test)
     return ExperimentData(classes, train, val, test, factors, sources, dataset.channels, task=task, metadata=encoding)
+
+
+def _official_validation(
+    dataset: DatasetSpec,
+    data_dir: Path,
+    train: pd.DataFrame,
+    test: pd.DataFrame | None,
+    name: str,
+    split: tuple[int, ...],
+) -> pd.DataFrame | None:
+    """The dataset's own validation table when its spec names one (its split is then its files), else None."""
+    if dataset.val is None:
+        return None
+    if split:
+        raise ConfigError(
+            f"{name}: split DS{''.join(f'{p:02d}' for p in split)} asks for a patient split, but dataset "
+            f"{dataset.name!r} is split by its files (train {dataset.train!r}, val {dataset.val!r}, test "
+            f"{dataset.test!r}); expected a benchmark name without a DS token"
+        )
+    val = load_validation(dataset, data_dir)
+    root = dataset.root_path(data_dir)
+    check_disjoint(train, val, dataset, root, ("training", "validation"))
+    if test is not None:
+        check_disjoint(val, test, dataset, root, ("validation", "test"))
+    return val
 
 
 def _metadata_encoding(

@@ -2,9 +2,10 @@
 
 Modules: `info` (ArchitectureInfo, the registry's record, and the standardize modes), `registry`
 (lookup and registration), one module per family that registers itself when imported (`convnext`,
-`densenet`, `resnet`, `inception`, `efficientnet`, `mobilenet`, `nasnet`, `vgg`, `small_cnn`, and
-`models_3d`, the "3D." volume networks),
-`keras_application` (their shared Keras builder), `head` (the classifier head), `base`
+`densenet`, `resnet`, `inception`, `efficientnet`, `mobilenet`, `nasnet`, `vgg`, `small_cnn`, and the
+networks trained from scratch that pyBIA uses: `alexnet`, `resnet18`, `custom_cnn`; and `models_3d`, the
+"3D." volume networks), `keras_application` (the shared Keras builder of `keras.applications` entries),
+`scratch` (the input checks of the networks trained from scratch), `head` (the classifier head), `base`
 (SimpleBaseArchitecture) and `weights` (local-only pretrained weights). Importing this package
 registers every family without importing TensorFlow; `SimpleBaseArchitecture` and `classifier_head`
 load Keras on first use.
@@ -13,7 +14,9 @@ load Keras on first use.
 from typing import Any
 
 from medbench.architectures import (  # noqa: F401
+    alexnet,
     convnext,
+    custom_cnn,
     densenet,
     efficientnet,
     inception,
@@ -21,6 +24,7 @@ from medbench.architectures import (  # noqa: F401
     models_3d,
     nasnet,
     resnet,
+    resnet18,
     small_cnn,
     vgg,
 )

@@ -11,6 +11,7 @@ is a nested model named "backbone", so callers can freeze it with
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -91,7 +92,7 @@ def SimpleBaseArchitecture(
     input_shape: tuple[int, ...] | None = None,
     weights: str | Path | None = None,
     activation: str = "sigmoid",
-    fcl: bool = False,
+    fcl: bool | Sequence[int] = False,
     dropout: float = 0.3,
     n_metadata: int = 0,
     weights_dir: str | Path | None = None,
@@ -109,7 +110,7 @@ def SimpleBaseArchitecture(
         weights: None (random init), "imagenet" (Keras' notop file from `weights_dir`, never
             downloaded; 2D only) or the path of a backbone weights file.
         activation: "sigmoid" (multi-label), "softmax" or "linear".
-        fcl: add Dense(512, relu) + Dropout(dropout) in the head.
+        fcl: add Dense(512, relu) + Dropout(dropout) in the head (a sequence: one such block per width).
         dropout: dropout rate of that block.
         n_metadata: number of metadata variables; > 0 adds a second input named "metadata".
         weights_dir: folder of the ImageNet files; default `Settings.from_env().weights_dir`

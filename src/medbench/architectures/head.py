@@ -1,6 +1,7 @@
 """Classifier head: backbone features (+ optional metadata) → class probabilities, as AUCMEDI's `Classifier`.
 
-GlobalAveragePooling (2D or 3D) → optional Dense(512, relu) + Dropout(0.3) → optional metadata:
+GlobalAveragePooling (2D or 3D) → optional Dense(512, relu) + Dropout(0.3) (or dense layers of given widths,
+each with its Dropout: TIML's 2 × 2048) → optional metadata:
 Concatenate → Dense(512, relu) → Dropout(0.3) → Dense(256, relu) → Dropout(0.3) → Dense(n_classes) →
 activation. AUCMEDI's optional Dense(512) has no activation, so it and the output layer compose to one
 linear map; medbench gives it a ReLU, which is what a hidden layer is for. The output is float32 even
@@ -8,6 +9,8 @@ under a mixed-precision policy, so losses and metrics stay exact.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -25,7 +28,7 @@ def classifier_head(
     n_classes: int,
     *,
     activation: str = "sigmoid",
-    fcl: bool = False,
+    fcl: bool | Sequence[int] = False,
     dropout: float = 0.3,
     metadata: keras.KerasTensor | None = None,
 ) -> keras.KerasTensor:
@@ -35,7 +38,8 @@ def classifier_head(
         features: backbone output; 4D maps are pooled with GlobalAveragePooling2D.
         n_classes: output units.
         activation: "sigmoid" (multi-label), "softmax" (one class per image) or "linear" (logits).
-        fcl: add Dense(512, relu) + Dropout(dropout) before the output layer.
+        fcl: add Dense(512, relu) + Dropout(dropout) before the output layer; a sequence of widths adds one
+            Dense(width, relu) + Dropout per width ("head_dense", "head_dense_2", …).
         dropout: dropout rate of the fully connected block, in [0, 1).
         metadata: a (batch, n) tensor (e.g. the metadata `keras.Input`), concatenated with the image
             features and passed through Dense(512, relu), Dropout, Dense(256, relu), Dropout.
@@ -58,9 +62,11 @@ def classifier_head(
             f"backbone features of shape {tuple(features.shape)}: expected (batch, h, w, c), (batch, d, h, w, c) "
             "or (batch, c)"
         )
-    if fcl:
-        x = layers.Dense(FCL_UNITS, activation="relu", name="head_dense")(x)
-        x = layers.Dropout(dropout, name="head_dropout")(x)
+    widths = (FCL_UNITS,) if fcl is True else tuple(fcl or ())
+    for index, units in enumerate(widths, start=1):
+        suffix = "" if index == 1 else f"_{index}"
+        x = layers.Dense(int(units), activation="relu", name=f"head_dense{suffix}")(x)
+        x = layers.Dropout(dropout, name=f"head_dropout{suffix}")(x)
     if metadata is not None:
         x = layers.Concatenate(name="head_concat")([x, metadata])
         for index, units in enumerate(METADATA_UNITS, start=1):

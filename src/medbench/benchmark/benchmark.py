@@ -23,6 +23,7 @@ from medbench.benchmark.vocabulary import (
     DEFAULT_SEED,
     DEFAULT_UNCERTAINTY,
     DIMENSIONS,
+    ENUMERATIONS,
     EPOCHS,
     IMAGE_SIZE,
     LEARNING_RATE,
@@ -30,6 +31,7 @@ from medbench.benchmark.vocabulary import (
     LR_FACTOR,
     N_CLASSES,
     OPTIMIZERS,
+    RESIZE_FILTERS,
     SEED,
     SPLIT_PERCENT,
     UNCERTAINTY_POLICIES,
@@ -63,6 +65,7 @@ class Benchmark:
     l1_normed: bool = False
     crop: bool = False
     augmentations: tuple[str, ...] = ()
+    enumeration: str = "none"
     transformations: tuple[str, ...] = ()
     uncertainty: str = DEFAULT_UNCERTAINTY
     split: tuple[int, ...] = ()
@@ -167,8 +170,17 @@ def _validate(b: Benchmark) -> None:
             raise BenchmarkNameError(f"augmentation {aug!r}: expected one of {', '.join(AUGMENTATIONS)}")
     if len(set(b.augmentations)) != len(b.augmentations):
         raise BenchmarkNameError(f"augmentations {b.augmentations!r}: each may appear once")
+    if b.enumeration not in ENUMERATIONS:
+        raise BenchmarkNameError(f"enumeration {b.enumeration!r}: expected one of {', '.join(ENUMERATIONS)}")
+    if b.enumeration != "none" and b.dimension == 3:
+        raise BenchmarkNameError(
+            f"enumeration {b.enumeration!r} mirrors and turns 2D images; expected none in a 3D benchmark"
+        )
     for transform in b.transformations:
         parse_transformation(transform)
+    filters = [token for token in b.transformations if token in RESIZE_FILTERS]
+    if len(filters) > 1:
+        raise BenchmarkNameError(f"transformations name {len(filters)} resize filters {filters}; expected at most one")
     if b.uncertainty not in UNCERTAINTY_POLICIES and b.uncertainty not in UNCERTAINTY_PRESETS:
         raise BenchmarkNameError(
             f"uncertainty {b.uncertainty!r}: expected one of {', '.join(UNCERTAINTY_POLICIES)} "

@@ -2,8 +2,8 @@
 
 Name scheme (tokens joined by ``_``; optional ones are left out when they hold their default)::
 
-    [Dataset]_[3D]_[Loss]_[L1Normed]_[E#]_[B#]_[C0|C1]_[N#]_[Aug…]_[transforms]_[U…]_[D#]_[Z#]_[DS####]_
-    [#LR#]_[LF#]_[Optimizer]_[upsampled]_[S#]
+    [Dataset]_[3D]_[Loss]_[L1Normed]_[E#]_[B#]_[C0|C1]_[N#]_[Aug…]_[Enum…]_[transforms]_[U…]_[D#]_[Z#]_
+    [DS####]_[#LR#]_[LF#]_[Optimizer]_[upsampled]_[S#]
 
 ``3D`` marks a benchmark of volumes (no token: images); its ``D#`` is the side of the volume's height and
 width and of its depth, unless ``Z#`` gives the depth (volumes only).
@@ -27,6 +27,7 @@ from medbench.benchmark.vocabulary import (
     DEFAULT_OPTIMIZER,
     DEFAULT_SEED,
     DEFAULT_UNCERTAINTY,
+    ENUMERATIONS,
     LOSSES,
     OPTIMIZERS,
     TRANSFORM_TOKEN_PATTERN,
@@ -66,6 +67,14 @@ def decode_lr_factor(token: str) -> float:
     return float("0." + token.removeprefix("LF"))
 
 
+def encode_enumeration(preset: str) -> str:
+    """'hflip_rot4' → 'EnumHflipRot4'."""
+    return "Enum" + "".join(part.capitalize() for part in preset.split("_"))
+
+
+ENUMERATION_TOKENS: Mapping[str, str] = {encode_enumeration(p): p for p in ENUMERATIONS if p != "none"}
+
+
 def encode(values: Mapping[str, Any]) -> str:
     """The name of a benchmark given its field values (a `Benchmark`'s fields)."""
     v = values
@@ -78,6 +87,8 @@ def encode(values: Mapping[str, Any]) -> str:
     tokens += [f"E{v['epochs']}", f"B{v['batch_size']}", f"C{int(v['crop'])}", f"N{v['n_classes']}"]
     if v["augmentations"]:
         tokens.append("Aug" + "".join(aug.capitalize() for aug in v["augmentations"]))
+    if v["enumeration"] != "none":
+        tokens.append(encode_enumeration(v["enumeration"]))
     if v["transformations"]:
         tokens.append("-".join(v["transformations"]))
     uncertainty = v["uncertainty"]
@@ -116,6 +127,12 @@ def _parse_augmentations(token: str) -> dict[str, Any]:
     if "".join(words) != token.removeprefix("Aug") or not words:
         raise ValueError
     return {"augmentations": tuple(word.lower() for word in words)}
+
+
+def _parse_enumeration(token: str) -> dict[str, Any]:
+    if token not in ENUMERATION_TOKENS:
+        raise ValueError
+    return {"enumeration": ENUMERATION_TOKENS[token]}
 
 
 UNCERTAINTY_TOKENS: Mapping[str, str] = {
@@ -160,6 +177,12 @@ FIELDS: tuple[_Field, ...] = (
         r"Aug[A-Za-z]+",
         "Aug + " + " / ".join(a.capitalize() for a in AUGMENTATIONS),
         _parse_augmentations,
+    ),
+    _Field(
+        "enumeration",
+        r"Enum[A-Za-z0-9]+",
+        " / ".join(ENUMERATION_TOKENS),
+        _parse_enumeration,
     ),
     _Field(
         "transformations",

@@ -13,6 +13,7 @@ from typing import Any
 
 from medbench.benchmark.vocabulary import (
     BAGGING_FOLDS,
+    FCL_WIDTH,
     LR_SCHEDULES,
     MIXED_PRECISION_POLICIES,
     PATIENCE,
@@ -34,6 +35,8 @@ class ExperimentOptions:
     Attributes:
         weights: None (random init), "imagenet" (local Keras file) or a weights file path.
         fcl: add the Dense(512) + Dropout block to the head.
+        fcl_units: the widths of that block's dense layers, each followed by Dropout (needs `fcl`; None = one
+            Dense(512)); TIML's ``-fc2k`` heads are ``[2048, 2048]``.
         unmentioned: what a blank label becomes: "zero" or "mask".
         frontal_only: keep frontal views only.
         lr_schedule: "plateau" (multiply the LR by the benchmark's factor when val mean AUROC stalls)
@@ -57,10 +60,16 @@ class ExperimentOptions:
         bagging_fold: ``"i/k"`` makes the run a bagging member: it trains on the training split's patients
             outside fold i (from 0) of k patient-grouped folds (`medbench.data.splits.leave_fold_out`, seeded by
             the benchmark's seed); validation and test stay the benchmark's. None = the whole training split.
+        cv_fold: ``"i/k"`` makes the run fold i of a patient-grouped k-fold cross-validation: the benchmark's
+            training and validation patients are cut into k folds (seeded by the benchmark's seed), fold i
+            validates and the others train; test stays the benchmark's.
+        tags: labels that travel with the run into config.json and its log entry (``medbench search`` writes
+            ``{"study": ..., "trial": ...}``); they do not change what is trained.
     """
 
     weights: str | None = None
     fcl: bool = False
+    fcl_units: tuple[int, ...] | None = None
     unmentioned: str = "zero"
     frontal_only: bool = False
     lr_schedule: str = "plateau"
@@ -76,10 +85,13 @@ class ExperimentOptions:
     jit_compile: bool = False
     metadata: tuple[str, ...] | None = None
     bagging_fold: str | None = None
+    cv_fold: str | None = None
+    tags: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.metadata, list):
-            object.__setattr__(self, "metadata", tuple(self.metadata))
+        for key in ("metadata", "fcl_units"):
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
         hints = typing.get_type_hints(type(self))
         for item in fields(self):
             _check_type(item.name, getattr(self, item.name), hints[item.name])
@@ -103,6 +115,20 @@ class ExperimentOptions:
             raise ConfigError(f"metadata {list(self.metadata)!r}: expected one or more distinct label-table columns")
         if self.bagging_fold is not None:
             fold_of(self.bagging_fold)
+        if self.cv_fold is not None:
+            fold_of(self.cv_fold, "cv_fold")
+            if self.bagging_fold is not None:
+                raise ConfigError(
+                    "bagging_fold and cv_fold: expected at most one of them (both cut the training split)"
+                )
+        if self.fcl_units is not None and (
+            not self.fcl
+            or not self.fcl_units
+            or not all(FCL_WIDTH.low <= units <= FCL_WIDTH.high for units in self.fcl_units)
+        ):
+            raise ConfigError(
+                f"fcl_units {list(self.fcl_units)!r}: expected fcl true and one or more layer widths in {FCL_WIDTH}"
+            )
         for name, factor in (self.upsample_factors or {}).items():
             if not UPSAMPLE_FACTOR.low <= factor <= UPSAMPLE_FACTOR.high:
                 raise ConfigError(
@@ -130,16 +156,15 @@ class ExperimentOptions:
         return ExperimentOptions.from_dict({**self.to_dict(), **changes})
 
 
-def fold_of(text: str) -> tuple[int, int]:
-    """``"i/k"`` (a `bagging_fold`) → (i, k) with 0 <= i < k and k in `BAGGING_FOLDS`; ConfigError otherwise."""
+def fold_of(text: str, key: str = "bagging_fold") -> tuple[int, int]:
+    """``"i/k"`` (a `bagging_fold` or `cv_fold`) → (i, k) with 0 <= i < k and k in `BAGGING_FOLDS`; ConfigError
+    otherwise."""
     try:
         index, count = (int(part) for part in str(text).split("/"))
     except ValueError:
-        raise ConfigError(f"bagging_fold {text!r}: expected i/k with whole numbers, e.g. 0/5 (folds from 0)") from None
+        raise ConfigError(f"{key} {text!r}: expected i/k with whole numbers, e.g. 0/5 (folds from 0)") from None
     if not BAGGING_FOLDS.low <= count <= BAGGING_FOLDS.high or not 0 <= index < count:
-        raise ConfigError(
-            f"bagging_fold {text!r}: expected i/k with k in {BAGGING_FOLDS} folds and 0 <= i < k (folds from 0)"
-        )
+        raise ConfigError(f"{key} {text!r}: expected i/k with k in {BAGGING_FOLDS} folds and 0 <= i < k (folds from 0)")
     return index, count
 
 
@@ -186,10 +211,14 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
             return
         if origin is dict and isinstance(value, dict):
-            if all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()):
+            item_type = typing.get_args(kind)[1]
+            if all(isinstance(k, str) and _is_a(v, item_type) for k, v in value.items()):
                 return
         elif origin is tuple and isinstance(value, tuple):
-            if all(isinstance(item, str) and item for item in value):
+            item_type = typing.get_args(kind)[0]
+            if item_type is str and all(isinstance(item, str) and item for item in value):
+                return
+            if item_type is int and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
                 return
         elif origin in (bool, str) and isinstance(value, origin):
             return
@@ -197,9 +226,15 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
     raise ConfigError(f"{key} {value!r}: expected {expected}")
 
 
+def _is_a(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
 def _type_text(kind: Any) -> str:
     if kind is type(None):
         return "none"
     if typing.get_origin(kind) is tuple:
-        return "a list of column names"
+        return "a list of column names" if typing.get_args(kind)[0] is str else "a list of whole numbers"
+    if typing.get_origin(kind) is dict:
+        return "a mapping of names to " + ("whole numbers" if typing.get_args(kind)[1] is int else "text")
     return getattr(kind, "__name__", str(kind))

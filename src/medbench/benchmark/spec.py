@@ -14,7 +14,7 @@ from typing import Any
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark.benchmark import Benchmark
 from medbench.benchmark.options import ExperimentOptions
-from medbench.benchmark.vocabulary import DEFAULT_ARCHITECTURES, LOSS_TASKS, losses_for
+from medbench.benchmark.vocabulary import COLOR_SPACES, DEFAULT_ARCHITECTURES, LOSS_TASKS, losses_for
 from medbench.data.datasets import get_dataset
 from medbench.data.label_policy import uncertain_targets
 from medbench.errors import ConfigError, MedbenchError
@@ -94,6 +94,12 @@ class ExperimentSpec:
             if self.options.weights is not None and self.options.weights.strip().lower() == "imagenet":
                 if info.weights_file is None:
                     raise ConfigError(f"{info.key} has no ImageNet weights: expected weights=None or a weights file")
+            colours = [token for token in self.benchmark.transformations if token in COLOR_SPACES]
+            if colours and dataset.channels != 3:
+                raise ConfigError(
+                    f"transformation {colours[0]!r} converts RGB colour images, but dataset {dataset.name!r} stores "
+                    f"{dataset.channels}-channel images; expected a dataset of channels=3"
+                )
             unknown = sorted(set(self.options.upsample_factors or {}) - set(classes))
             if unknown:
                 raise ConfigError(f"upsample_factors name classes {unknown} that are not in {list(classes)}")

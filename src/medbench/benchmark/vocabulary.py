@@ -18,6 +18,8 @@ from medbench.errors import BenchmarkNameError
 __all__ = [
     "AUGMENTATIONS",
     "BAGGING_FOLDS",
+    "COLOR_SPACES",
+    "ENUMERATIONS",
     "BATCH_SIZE",
     "DEFAULT_ARCHITECTURE",
     "DEFAULT_ARCHITECTURES",
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_UNCERTAINTY",
     "DIMENSIONS",
     "EPOCHS",
+    "FCL_WIDTH",
     "IMAGE_SIZE",
     "LEARNING_RATE",
     "LOSSES",
@@ -37,6 +40,7 @@ __all__ = [
     "MIXED_PRECISION_POLICIES",
     "N_CLASSES",
     "OPTIMIZERS",
+    "RESIZE_FILTERS",
     "SEED",
     "SPLIT_PERCENT",
     "STRATEGIES",
@@ -76,6 +80,10 @@ OPTIMIZERS: tuple[str, ...] = ("Adam", "AdamW", "SGD", "RMSprop", "Nadam", "Adag
 DEFAULT_OPTIMIZER = "Adam"
 AUGMENTATIONS: tuple[str, ...] = ("affine", "color")
 """On-the-fly augmentations, written ``Aug`` + the capitalised names in this order (``AugAffineColor``)."""
+ENUMERATIONS: MappingProxyType[str, int] = MappingProxyType({"none": 1, "hflip": 2, "hflip_rot4": 8, "hflip_rot24": 48})
+"""Enumerated augmentation (TIML's `imgaug`) and the variants of each training image it makes per epoch: the
+image and its horizontal mirror, each turned by 0/90/180/270° (rot4) or by every 15° (rot24). Written
+``Enum`` + the capitalised parts (``EnumHflipRot4``); ``none`` is left out."""
 DEFAULT_UNCERTAINTY = "zeros"
 DEFAULT_SEED = 0
 DEFAULT_ARCHITECTURE = "2D.SmallCNN"
@@ -152,6 +160,8 @@ UPSAMPLE_FACTOR = IntRange(1, 100)
 """How many copies of a rare class's images an upsampled benchmark may train on."""
 BAGGING_FOLDS = IntRange(2, 100)
 """`bagging_fold` i/k: how many patient-grouped folds a bagging member's training split is cut into."""
+FCL_WIDTH = IntRange(1, 65536)
+"""`fcl_units`: the width of one dense layer of the head's fully connected block."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,18 @@ TRANSFORM_FORMS: tuple[TransformForm, ...] = (
         (Parameter("center", "C", IntRange(0, 255)), Parameter("width", "W", IntRange(1, 510))),
         "intensity window: C ± W/2 → 0..255",
     ),
+)
+COLOR_SPACES: tuple[str, ...] = ("hsv", "lab", "ycbcr")
+"""Colour-space transformations (TIML's `colorspace`): the RGB image converted as Pillow's modes convert it."""
+RESIZE_FILTERS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
+"""Resize-filter tokens (TIML's `resizefilter`): the image is resized with this Pillow filter instead of
+medbench's default (area averaging when shrinking, bilinear when enlarging). At most one per benchmark."""
+TRANSFORM_FORMS += tuple(
+    TransformForm(space, space, space, (), f"RGB converted to {space.upper()} (colour datasets)")
+    for space in COLOR_SPACES
+) + tuple(
+    TransformForm(name, name, name, (), f"resize with the {name} filter (not a transformation step)")
+    for name in RESIZE_FILTERS
 )
 TRANSFORMS = MappingProxyType({form.kind: form for form in TRANSFORM_FORMS})
 TRANSFORM_TOKEN_PATTERN = "|".join(f"(?:{form.pattern})" for form in TRANSFORM_FORMS)

@@ -14,26 +14,16 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from medbench.data.readers import (
-    CHESTXRAY14_CLASSES,
-    CHEXPERT_CLASSES,
-    read_chestxray14_csv,
-    read_chexpert_csv,
-    read_class_folders,
-    read_dicom_csv,
-    read_generic_csv,
-    read_onehot_csv,
-    read_volume_csv,
-)
-from medbench.data.readers.chestxray14 import split_official_lists
+from medbench.data.formats import FIELD_PURPOSES, FORMATS, DatasetFormat
+from medbench.data.readers import CHESTXRAY14_CLASSES, CHEXPERT_CLASSES
 from medbench.data.readers.table import compile_patient_pattern
 from medbench.data.tasks import DECLARED_TASKS, task_for
 from medbench.data.volumes import check_volume_settings
@@ -41,6 +31,8 @@ from medbench.errors import DatasetError
 from medbench.registry import Registry
 
 logger = logging.getLogger(__name__)
+
+_NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 __all__ = [
     "CHEXPERT_COMPETITION_CLASSES",
@@ -51,7 +43,9 @@ __all__ = [
     "dataset_names",
     "get_dataset",
     "load_dataset",
+    "load_validation",
     "register_dataset",
+    "register_stored_dataset",
 ]
 
 CHEXPERT_PATHOLOGIES: tuple[str, ...] = tuple(
@@ -67,150 +61,6 @@ CHEXPERT_COMPETITION_CLASSES: tuple[str, ...] = (
     "Pleural Effusion",
 )
 """The five classes of the CheXpert competition, in the order the CheXpert paper lists them."""
-
-# --------------------------------------------------------------------------------------------------
-# Formats
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatasetFormat:
-    """A label-file format a `DatasetSpec` can declare.
-
-    Attributes:
-        name: The value of ``DatasetSpec.format``.
-        load: ``load(spec, root, check_images) -> (train, test)``: a spec's training table and
-            official test table (None when the test set is split from train), class columns in the
-            spec's order; `root` is the dataset folder, known to exist.
-        required: `DatasetSpec` fields the format cannot do without (each needs an entry in
-            `_FIELD_PURPOSES`, which the error message quotes).
-        task: What a label row means unless the spec says otherwise (`medbench.data.tasks`): one-hot
-            files and class folders hold one class per image.
-        dimension: 2 for images, 3 for volumes (what a benchmark's ``3D`` token must match).
-    """
-
-    name: str
-    load: Callable[[DatasetSpec, Path, bool], tuple[pd.DataFrame, pd.DataFrame | None]]
-    required: tuple[str, ...] = ()
-    task: str = "multilabel"
-    dimension: int = 2
-
-
-_FIELD_PURPOSES: Mapping[str, str] = {
-    "image_dir": "the image folder under root",
-    "path_column": "the column naming each image",
-}
-"""What each field a format may require holds, for the message when a spec lacks it."""
-
-
-def _load_parts(
-    read_part: Callable[[DatasetSpec, Path, str, bool], pd.DataFrame], spec: DatasetSpec, root: Path, check_images: bool
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The loader of formats with one label file (or folder) per part: ``spec.train`` and ``spec.test``."""
-    train = read_part(spec, root, spec.train, check_images)
-    test = read_part(spec, root, spec.test, check_images) if spec.test else None
-    return train, test
-
-
-def _chexpert_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One CheXpert label file (``train.csv`` or ``valid.csv``)."""
-    return read_chexpert_csv(root / name, root, classes=spec.classes, check_images=check_images)
-
-
-def _onehot_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One one-hot label file; images under ``spec.image_dir``."""
-    return read_onehot_csv(
-        root / name,
-        root / str(spec.image_dir),
-        spec.path_column or "image",
-        spec.image_extension,
-        dataset_root=root,
-        classes=spec.classes,
-        patient_column=spec.patient_column,
-        patient_pattern=spec.patient_pattern,
-        check_images=check_images,
-    )
-
-
-def _csv_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One generic label file; image paths in ``spec.path_column``."""
-    return read_generic_csv(
-        root / name,
-        root,
-        str(spec.path_column),
-        spec.classes,
-        patient_column=spec.patient_column,
-        patient_pattern=spec.patient_pattern,
-        check_images=check_images,
-    )
-
-
-def _dicom_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One label file over the DICOM files under ``spec.image_dir``, keyed by ``spec.path_column``."""
-    return read_dicom_csv(
-        root / name,
-        root / str(spec.image_dir),
-        str(spec.path_column),
-        spec.classes,
-        dataset_root=root,
-        check_images=check_images,
-    )
-
-
-def _volume_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One label file over volume files or DICOM series folders below ``spec.image_dir`` (default: `root`)."""
-    return read_volume_csv(
-        root / name,
-        root / (spec.image_dir or ""),
-        str(spec.path_column),
-        spec.classes,
-        dataset_root=root,
-        patient_column=spec.patient_column,
-        patient_pattern=spec.patient_pattern,
-        check_images=check_images,
-    )
-
-
-def _folder_part(spec: DatasetSpec, root: Path, name: str, check_images: bool) -> pd.DataFrame:
-    """One folder of class subfolders (`check_images` is moot: the images are what is listed)."""
-    return read_class_folders(
-        root / name, classes=spec.classes, dataset_root=root, patient_pattern=spec.patient_pattern
-    )
-
-
-def _load_chestxray14(spec: DatasetSpec, root: Path, check_images: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """NIH's label file, class columns in the spec's order, split by the official lists when present."""
-    unknown = [name for name in spec.classes if name not in CHESTXRAY14_CLASSES]
-    if unknown:
-        raise DatasetError(
-            f"dataset {spec.name!r} declares classes {unknown} that ChestX-ray14 does not have; "
-            f"expected names from {list(CHESTXRAY14_CLASSES)}"
-        )
-    table = read_chestxray14_csv(
-        root / spec.train, root / str(spec.image_dir), dataset_root=root, check_images=check_images
-    )
-    table = table[[*table.columns[: -len(CHESTXRAY14_CLASSES)], *spec.classes]]
-    test_list = root / spec.test if spec.test else None
-    train_list = root / spec.train_list if spec.train_list else None
-    return split_official_lists(table, test_list, train_list, dataset=spec.name)
-
-
-FORMATS: Mapping[str, DatasetFormat] = {
-    entry.name: entry
-    for entry in (
-        DatasetFormat("chexpert", partial(_load_parts, _chexpert_part)),
-        DatasetFormat("chestxray14", _load_chestxray14, required=("image_dir",)),
-        DatasetFormat("onehot", partial(_load_parts, _onehot_part), required=("image_dir",), task="multiclass"),
-        DatasetFormat("csv", partial(_load_parts, _csv_part), required=("path_column",)),
-        DatasetFormat("folder", partial(_load_parts, _folder_part), task="multiclass"),
-        DatasetFormat("dicom", partial(_load_parts, _dicom_part), required=("image_dir", "path_column")),
-        DatasetFormat("volumes", partial(_load_parts, _volume_part), required=("path_column",), dimension=3),
-    )
-}
-"""Label-file formats a `DatasetSpec` can declare, by name."""
-
-_NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
 
 # --------------------------------------------------------------------------------------------------
 # Specification and registry
@@ -230,6 +80,9 @@ class DatasetSpec:
         test: The official test labels relative to `root`, or None when the test set is split from
             train. For ``"chestxray14"`` this names NIH's image-name list (``test_list.txt``) and is
             optional on disk: when the file is absent the test set is None.
+        val: The official validation labels relative to `root` (with `test`: the dataset is split by its
+            files, as TIML's ``pre`` and ``list`` splits are, and a benchmark of it names no split), or None
+            when validation is split from train by patient. Not for ``"chestxray14"``.
         classes: Class names in the dataset's canonical order (the order of the label columns).
         label_sets: Class subsets by size n (``{5: (...), 12: (...), 14: (...)}``); must include
             ``len(classes)``. Empty means only the full set.
@@ -267,6 +120,7 @@ class DatasetSpec:
     train: str
     classes: tuple[str, ...]
     test: str | None = None
+    val: str | None = None
     label_sets: Mapping[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
     image_dir: str | None = None
     path_column: str | None = None
@@ -301,9 +155,14 @@ class DatasetSpec:
         object.__setattr__(self, "label_sets", self._checked_label_sets(where))
         for needed in FORMATS[self.format].required:
             if not getattr(self, needed):
-                raise DatasetError(f"{where}: format {self.format!r} needs {needed} ({_FIELD_PURPOSES[needed]})")
+                raise DatasetError(f"{where}: format {self.format!r} needs {needed} ({FIELD_PURPOSES[needed]})")
         if self.patient_pattern is not None:
             compile_patient_pattern(self.patient_pattern)
+        if self.val is not None and (self.test is None or self.format == "chestxray14"):
+            raise DatasetError(
+                f"{where}: val {self.val!r} needs a test file beside it and a format other than 'chestxray14'; "
+                "expected val and test label files (or neither: validation split from train by patient)"
+            )
         if self.task is not None and self.task not in DECLARED_TASKS:
             raise DatasetError(f"{where}: task {self.task!r}; expected one of {', '.join(DECLARED_TASKS)} or None")
         self._check_volume_fields(where)
@@ -365,6 +224,21 @@ class DatasetSpec:
         """The task of training the `n`-class label set: ``"binary"``, ``"multiclass"`` or ``"multilabel"``."""
         return task_for(self.declared_task, len(self.classes_for(n)), self.name)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The spec, JSON-friendly (what a run's config.json keeps, so the run outlives the registration)."""
+        data = asdict(self)
+        data["label_sets"] = {str(n): list(names) for n, names in self.label_sets.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetSpec:
+        known = {item.name for item in fields(cls)}
+        values = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in data.items() if key in known
+        }
+        values["label_sets"] = {int(n): tuple(names) for n, names in dict(data.get("label_sets") or {}).items()}
+        return cls(**values)
+
     def root_path(self, data_dir: str | os.PathLike[str]) -> Path:
         """The dataset folder: `root` itself when absolute, else resolved under `data_dir`."""
         root = Path(self.root).expanduser()
@@ -383,6 +257,19 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
 def get_dataset(name: str) -> DatasetSpec:
     """The registered spec called `name` (case-insensitive)."""
     return DATASETS.get(name)
+
+
+def register_stored_dataset(data: Any) -> None:
+    """Register the dataset spec a run's config.json keeps, unless a dataset of its name is registered.
+
+    A run made on a dataset registered at run time (a TIML table's CSV) is re-evaluated, predicted and
+    served in later processes through this; a registered spec of the same name wins over the stored one.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+        return
+    if data["name"].lower() in {name.lower() for name in DATASETS.names()}:
+        return
+    register_dataset(DatasetSpec.from_dict(data))
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -432,11 +319,13 @@ for _spec in (
 # --------------------------------------------------------------------------------------------------
 
 
-def all_image_paths(train: pd.DataFrame, test: pd.DataFrame | None) -> list[str]:
-    """Every image of a dataset's training and test tables, unique and sorted: what its preprocessing cache covers."""
+def all_image_paths(train: pd.DataFrame, *others: pd.DataFrame | None) -> list[str]:
+    """Every image of a dataset's training, test (and validation) tables, unique and sorted: what its
+    preprocessing cache covers."""
     paths = set(train["path"].astype(str))
-    if test is not None:
-        paths.update(test["path"].astype(str))
+    for table in others:
+        if table is not None:
+            paths.update(table["path"].astype(str))
     return sorted(paths)
 
 
@@ -460,25 +349,43 @@ def load_dataset(
         )
     train, test = FORMATS[spec.format].load(spec, root, check_images)
     if test is not None:
-        _check_disjoint(train, test, root, spec)
+        check_disjoint(train, test, spec, root)
     logger.info(
         "dataset %s: %d training rows, %s test rows", spec.name, len(train), "no" if test is None else len(test)
     )
     return train, test
 
 
-def _check_disjoint(train: pd.DataFrame, test: pd.DataFrame, root: Path, spec: DatasetSpec) -> None:
-    shared = test["sample_id"].isin(train["sample_id"]).to_numpy()
+def load_validation(spec: DatasetSpec, data_dir: str | os.PathLike[str], *, check_images: bool = True) -> pd.DataFrame:
+    """The official validation table of a spec with `val` (class columns in the spec's order)."""
+    if spec.val is None:
+        raise DatasetError(f"dataset {spec.name!r} has no official validation file (its spec's val is None)")
+    root = spec.root_path(data_dir)
+    val, _ = FORMATS[spec.format].load(replace(spec, train=spec.val, test=None, val=None), root, check_images)
+    logger.info("dataset %s: %d official validation rows", spec.name, len(val))
+    return val
+
+
+def check_disjoint(
+    first: pd.DataFrame,
+    second: pd.DataFrame,
+    spec: DatasetSpec,
+    root: Path,
+    parts: tuple[str, str] = ("training", "test"),
+) -> None:
+    """Two parts of a dataset share no image (an error naming one) and, preferably, no patient (a warning)."""
+    shared = second["sample_id"].isin(first["sample_id"]).to_numpy()
+    where = root / str(spec.test if parts[1] == "test" else spec.val)
     if shared.any():
         raise DatasetError(
-            f"{int(shared.sum())} image(s) are in both the training and the test labels of {spec.name!r}, "
-            f"e.g. {test['sample_id'].iloc[int(np.argmax(shared))]!r}; expected disjoint sets",
-            file=root / str(spec.test),
+            f"{int(shared.sum())} image(s) are in both the {parts[0]} and the {parts[1]} labels of {spec.name!r}, "
+            f"e.g. {second['sample_id'].iloc[int(np.argmax(shared))]!r}; expected disjoint sets",
+            file=where,
         )
-    patients = int(test["patient_id"].isin(train["patient_id"]).sum())
+    patients = int(second["patient_id"].isin(first["patient_id"]).sum())
     if patients:
         logger.warning(
-            "%s: %d test image(s) belong to patients that also occur in the training set", spec.name, patients
+            "%s: %d %s image(s) belong to patients that also occur in the %s set", spec.name, patients, *reversed(parts)
         )
 
 

@@ -82,6 +82,12 @@ def split_by_patient(table: pd.DataFrame, fractions: Sequence[float], seed: int)
     return parts
 
 
+def fold_rows(table: pd.DataFrame, fold: int, folds: int, seed: int) -> pd.DataFrame:
+    """The rows of `table` whose patients are in fold `fold` of `folds` (the complement of `leave_fold_out`)."""
+    left = leave_fold_out(table, fold, folds, seed)
+    return table.loc[~table.index.isin(left.index)]
+
+
 def leave_fold_out(table: pd.DataFrame, fold: int, folds: int, seed: int) -> pd.DataFrame:
     """The rows of `table` whose patients are outside fold `fold` (from 0) of `folds` patient-grouped folds.
 

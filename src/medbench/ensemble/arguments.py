@@ -70,6 +70,14 @@ def ensemble_options(args: argparse.Namespace) -> EnsembleOptions:
     return EnsembleOptions(args.method, args.meta_learner, tta, args.seed)
 
 
+def ensemble_command(args: argparse.Namespace) -> int:
+    """`medbench ensemble`: build the ensemble and print what `run_ensemble` says."""
+    from medbench.settings import Settings
+
+    print(run_ensemble(args, Settings.from_env()))
+    return 0
+
+
 def run_ensemble(args: argparse.Namespace, settings: Settings) -> str:
     """Build (or, with --bagging, train and build) the ensemble; returns the lines the command prints."""
     options = ensemble_options(args)

@@ -9,7 +9,8 @@ from medbench.benchmark.spec import ExperimentSpec
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Image size, batch size, augmentations and seed (standardization is the model's own first layer).
+    """Image size, batch size, augmentations, enumeration and seed (standardization is the model's own first
+    layer). `enumeration` (`medbench.pipeline.enumeration`) multiplies the training images per epoch.
 
     `dimension` 3 feeds volumes: `image_size` is then their height and width and `depth` their depth
     (None: `image_size`), as the benchmark's ``D`` and ``Z`` say.
@@ -18,6 +19,7 @@ class PipelineConfig:
     image_size: int
     batch_size: int
     augmentations: tuple[str, ...] = ()
+    enumeration: str = "none"
     seed: int = 0
     dimension: int = 2
     depth: int | None = None
@@ -37,6 +39,7 @@ class PipelineConfig:
             image_size=benchmark.image_size,
             batch_size=benchmark.batch_size,
             augmentations=benchmark.augmentations if training else (),
+            enumeration=benchmark.enumeration if training else "none",
             seed=benchmark.seed,
             dimension=benchmark.dimension,
             depth=benchmark.depth,

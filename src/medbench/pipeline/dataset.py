@@ -24,6 +24,7 @@ from medbench.architectures.base import IMAGE_INPUT, METADATA_INPUT
 from medbench.errors import ConfigError
 from medbench.pipeline.augmentation import augment_batch
 from medbench.pipeline.config import PipelineConfig
+from medbench.pipeline.enumeration import batch_variants, variant_count
 from medbench.preprocessing.cache import ImageCache
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -92,6 +93,8 @@ def training_dataset(
     The inputs are the uint8 images, or with `metadata` (one float row per image) a dict of the images
     and their metadata under the model's input names.
 
+    With an enumeration (`config.enumeration`), every image enters each epoch in each of its variants, as if
+    the set held those copies: `steps_per_epoch(n * variant_count(enumeration), batch)` steps.
     Epoch e is a permutation drawn from seed (config.seed, e) cut into batches (the last one partial);
     batch b of epoch e is augmented with seeds folded from (config.seed, e, b). Nothing depends on
     earlier epochs, so a resumed run gets the same data. Use with
@@ -104,11 +107,16 @@ def training_dataset(
         raise ConfigError(f"{len(rows)} cache rows but {len(targets)} target rows; expected one target row per image")
     if len(rows) == 0:
         raise ConfigError("no training samples")
+    features = None if metadata is None else _checked_metadata(metadata, len(rows))
+    k = variant_count(config.enumeration)
+    variants = np.tile(np.arange(k, dtype=np.int64), len(rows))
+    rows, targets = np.repeat(rows, k), np.repeat(targets, k, axis=0)
+    features = None if features is None else np.repeat(features, k, axis=0)
     n, batch_size = len(rows), config.batch_size
     steps = steps_per_epoch(n, batch_size)
-    rows_t, targets_t = tf.constant(rows), tf.constant(targets)
-    metadata_t = None if metadata is None else tf.constant(_checked_metadata(metadata, n))
-    seed, augmentations = config.seed, tuple(config.augmentations)
+    rows_t, targets_t, variants_t = tf.constant(rows), tf.constant(targets), tf.constant(variants)
+    metadata_t = None if features is None else tf.constant(features)
+    seed, augmentations, enumeration = config.seed, tuple(config.augmentations), config.enumeration
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(
@@ -123,6 +131,15 @@ def training_dataset(
 
     def load(index: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor | dict[str, tf.Tensor], tf.Tensor]:
         images = _gather(cache, tf.gather(rows_t, index))
+        if k > 1:
+            shape = images.shape
+            images = tf.numpy_function(
+                lambda batch, chosen: batch_variants(batch, chosen, enumeration),
+                [images, tf.gather(variants_t, index)],
+                tf.uint8,
+                stateful=False,
+            )
+            images.set_shape(shape)
         if augmentations:
             images = augment_batch(images, batch_seed, augmentations)
         features = None if metadata_t is None else tf.gather(metadata_t, index)

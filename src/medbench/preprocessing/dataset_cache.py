@@ -1,6 +1,6 @@
 """The preprocessing cache of a benchmark's dataset: the one function `Experiment` and `medbench preprocess` call.
 
-A benchmark's cache covers its dataset's whole image list (training and official test tables), not
+A benchmark's cache covers its dataset's whole image list (training, official test and validation tables), not
 one split or option's subset, so every run with the same pixels shares it, whatever its split,
 frontal-only or sample-cap options.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medbench.benchmark.benchmark import Benchmark
-from medbench.data.datasets import all_image_paths, get_dataset, load_dataset
+from medbench.data.datasets import all_image_paths, get_dataset, load_dataset, load_validation
 from medbench.errors import ConfigError
 from medbench.preprocessing.cache import ImageCache, build_cache
 from medbench.preprocessing.params import PreprocessParams
@@ -20,8 +20,10 @@ from medbench.settings import Settings
 
 
 def dataset_image_paths(dataset: str, settings: Settings) -> list[str]:
-    """Every image path of a registered dataset (training and official test tables), unique and sorted."""
-    return all_image_paths(*load_dataset(get_dataset(dataset), settings.data_dir))
+    """Every image path of a registered dataset (training, official test and validation tables), unique and sorted."""
+    spec = get_dataset(dataset)
+    val = load_validation(spec, settings.data_dir) if spec.val is not None else None
+    return all_image_paths(*load_dataset(spec, settings.data_dir), val)
 
 
 def benchmark_params(benchmark: Benchmark) -> SampleParams:

@@ -12,11 +12,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from medbench.benchmark.benchmark import Benchmark
+from medbench.benchmark.vocabulary import COLOR_SPACES
 from medbench.data.images import decode_plain_image, read_image
 from medbench.errors import ConfigError
-from medbench.preprocessing.transforms import compose
+from medbench.preprocessing.transforms import compose, resize_filter
 
 __all__ = ["CHANNELS", "PreprocessParams", "decode_for", "preprocess_image", "resize_square"]
 
@@ -46,6 +48,12 @@ class PreprocessParams:
         if self.channels not in CHANNELS:
             raise ConfigError(f"channels {self.channels!r}: expected 1 (grayscale) or 3 (RGB)")
         compose(self.transformations)  # unknown tokens fail here, not half-way through a build
+        colours = [token for token in self.transformations if token in COLOR_SPACES]
+        if colours and self.channels != 3:
+            raise ConfigError(
+                f"transformation {colours[0]!r} converts RGB colour images, but images are stored with "
+                f"{self.channels} channel; expected a dataset of 3 channels (DatasetSpec channels=3)"
+            )
 
     @classmethod
     def for_benchmark(cls, benchmark: Benchmark, channels: int = 1) -> PreprocessParams:
@@ -62,11 +70,24 @@ class PreprocessParams:
         return cls(int(data["image_size"]), bool(data["crop"]), tuple(data["transformations"]), int(data["channels"]))
 
 
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize to (size, size): area averaging when shrinking, bilinear when enlarging."""
+PILLOW_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def resize_square(image: np.ndarray, size: int, method: str | None = None) -> np.ndarray:
+    """Resize to (size, size): area averaging when shrinking, bilinear when enlarging; or with the Pillow
+    filter `method` names (``"nearest"``, ``"bilinear"``, ``"bicubic"``, ``"lanczos"``: TIML's resize)."""
     height, width = image.shape[:2]
     if (height, width) == (size, size):
         return image
+    if method is not None:
+        squeezed = image[:, :, 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        resized = np.asarray(Image.fromarray(squeezed).resize((size, size), PILLOW_FILTERS[method]), dtype=np.uint8)
+        return resized.reshape(size, size, *image.shape[2:])
     shrinking = height * width >= size * size
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
@@ -88,7 +109,8 @@ def decode_for(path: str | os.PathLike[str], channels: int) -> np.ndarray:
 
 
 def preprocess_image(path: str | os.PathLike[str], params: PreprocessParams) -> np.ndarray:
-    """Read → (grayscale) → optional lung-field crop → transformations → resize: uint8 (size, size, channels).
+    """Read → (grayscale) → optional lung-field crop → transformations → resize (with the benchmark's resize
+    filter, if it names one): uint8 (size, size, channels).
 
     Raises `ImageError` for a file that cannot be decoded.
     """
@@ -99,7 +121,9 @@ def preprocess_image(path: str | os.PathLike[str], params: PreprocessParams) -> 
         image = crop_lung_field(image)
     if params.transformations:
         image = compose(params.transformations)(image)
-    image = resize_square(np.ascontiguousarray(image, dtype=np.uint8), params.image_size)
+    image = resize_square(
+        np.ascontiguousarray(image, dtype=np.uint8), params.image_size, resize_filter(params.transformations)
+    )
     if image.ndim == 2:
         image = image[:, :, np.newaxis]
     return np.ascontiguousarray(image, dtype=np.uint8)

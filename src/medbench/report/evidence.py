@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.data.datasets import get_dataset, load_dataset
+from medbench.data.datasets import get_dataset, load_dataset, load_validation
 from medbench.errors import ConfigError, DatasetError, MedbenchError
 from medbench.evaluation.summary import summarise
 from medbench.evaluation.tables import join_files
@@ -129,12 +129,13 @@ def _dataset_rows(run: SavedRun, settings: Settings) -> tuple[dict[str, str], di
     try:
         dataset = get_dataset(run.spec.benchmark.dataset)
         train, test = load_dataset(dataset, settings.data_dir, check_images=False)
+        val = load_validation(dataset, settings.data_dir, check_images=False) if dataset.val is not None else None
     except MedbenchError as error:
         logger.warning("run %s: its dataset's label table cannot be read (%s)", run.run_id, error)
         return {}, {}, f"the run's dataset cannot be read here ({str(error)[:300]})"
     patients: dict[str, str] = {}
     files: dict[str, str] = {}
-    for table in (train, test):
+    for table in (train, test, val):
         if table is None:
             continue
         ids = table["sample_id"].astype(str).tolist()

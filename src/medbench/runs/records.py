@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.benchmark.spec import ExperimentSpec
+from medbench.data.datasets import get_dataset
 from medbench.data.label_policy import label_counts
 from medbench.experiment_data import ExperimentData
 from medbench.losses.class_weights import ClassWeights
@@ -38,6 +39,7 @@ def run_config(
         "id": run_id,
         "name": spec.name,
         **spec.to_dict(),
+        "dataset_spec": get_dataset(spec.benchmark.dataset).to_dict(),
         "classes": list(data.classes),
         "task": data.task,
         "seed": spec.benchmark.seed,

@@ -15,7 +15,7 @@ from typing import Any
 
 from medbench.architectures.registry import get_architecture
 from medbench.benchmark.spec import ExperimentSpec
-from medbench.data.datasets import get_dataset
+from medbench.data.datasets import get_dataset, register_stored_dataset
 from medbench.errors import ConfigError, MedbenchError
 from medbench.runs.run_dir import CONFIG, RunDir, json_problem
 
@@ -95,6 +95,7 @@ class SavedRun:
                 "model of its own; expected a training run here (use its members)"
             )
         try:
+            register_stored_dataset(self.config.get("dataset_spec"))
             return ExperimentSpec.from_dict(self.config)
         except MedbenchError as error:
             raise ConfigError(f"{self.run_dir.config_path}: does not hold a readable spec ({error})") from None

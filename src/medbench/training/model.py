@@ -35,7 +35,7 @@ def build_model(spec: ExperimentSpec, data: ExperimentData, weights_dir: Path) -
         input_shape=(*spec.benchmark.spatial_shape, data.channels),
         weights=spec.options.weights,
         activation=head_activation(data.task),
-        fcl=spec.options.fcl,
+        fcl=spec.options.fcl_units or spec.options.fcl,
         n_metadata=data.n_metadata,
         weights_dir=weights_dir,
     )
