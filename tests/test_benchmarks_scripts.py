@@ -14,7 +14,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-SCRIPTS = ("pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py", "augmentation.py", "bootstrap.py")
+SCRIPTS = (
+    "pipeline.py", "preprocessing.py", "fit.py", "labels.py", "gpu.py", "augmentation.py", "bootstrap.py", "serve.py",
+)  # fmt: skip
 AUCMEDI_PYTHON = Path(os.environ.get("MEDBENCH_AUCMEDI_PYTHON", "/work/aucmedi-venv/bin/python"))
 
 
@@ -122,3 +124,10 @@ def test_bootstrap_quick(tmp_path: Path) -> None:
     result = run_script("bootstrap.py", "--quick", "--work-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "medbench / scikit-learn loop" in result.stdout and "res/s" in result.stdout
+
+
+def test_serve_quick(tmp_path: Path) -> None:
+    result = run_script("serve.py", "--quick", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SmallCNN 64 px       batched" in result.stdout and "SmallCNN 64 px       one per call" in result.stdout
+    assert "batched / one per call" in result.stdout

@@ -192,6 +192,15 @@ def test_compose_reserves_a_gpu_uses_dotenv_and_mounts_the_folders(steps: list[t
     assert service["command"][:2] == ["exec", "--batch"] and (REPO / service["command"][2]).is_file()
 
 
+def test_compose_serves_a_run_with_a_readiness_health_check() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    serve, medbench = compose["services"]["serve"], compose["services"]["medbench"]
+    assert serve["image"] == medbench["image"] and serve["volumes"] == medbench["volumes"]
+    assert serve["command"][0] == "serve" and "MEDBENCH_SERVE_RUN" in serve["command"][1]
+    assert serve["command"][2:] == ["--host", "0.0.0.0", "--port", "8000"] and serve["ports"] == ["8000:8000"]
+    assert any("/readyz" in part for part in serve["healthcheck"]["test"])
+
+
 def test_docker_test_target_and_script() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^docker-test:\n\tbash docker/test\.sh$", makefile, re.M)

@@ -27,6 +27,7 @@ from medbench.errors import MedbenchError, shown
 from medbench.interruption import Interrupted, install_handlers
 from medbench.report.arguments import add_report_parser
 from medbench.search.arguments import add_search_parser
+from medbench.serving.arguments import add_serve_parser
 from medbench.table_training.arguments import add_table_arguments, run_table
 from medbench.xai.arguments import add_explain_parser
 
@@ -378,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(commands).set_defaults(func=cmd_explain)
     add_ensemble_parser(commands).set_defaults(func=ensemble_command)
     add_search_parser(commands)
+    add_serve_parser(commands)
     add_report_parser(commands).set_defaults(func=cmd_report)
 
     repair = commands.add_parser(

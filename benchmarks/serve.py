@@ -1,0 +1,174 @@
+"""`medbench serve` under load: 8 concurrent clients for 30 s, with and without micro-batching, side by side.
+
+For each model (a SmallCNN run at 64 px and a DenseNet121 run at 224 px with random weights, both trained
+for one short epoch on the demo data so that they are real run folders) the script starts `medbench serve`
+twice on 127.0.0.1, once batching concurrent requests into one model call (``--max-batch 32``, 5 ms window)
+and once with one model call per request (``--max-batch 1``), and drives each with the same clients posting
+a demo image to ``/rest/classify``. Figures: requests/s, p50/p95/p99 latency, errors. Goals (issue 11):
+0 errors; p99 <= 3 x p50; batching >= 2x the requests/s of one request per call at 8 clients.
+
+    python benchmarks/serve.py                 # both models, 30 s per contender
+    python benchmarks/serve.py --quick         # SmallCNN only, 3 s, 2 clients (checks the script works)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from common import BenchmarkError, print_header, python_versions, run_script
+
+MODELS = {
+    "SmallCNN 64 px": ("2D.SmallCNN", "demo_BCE_E1_B16_C0_N5_D64_DS8020_1LR3_LF5_Adam"),
+    "DenseNet121 224 px": ("2D.DenseNet121", "demo_BCE_E1_B8_C0_N5_D224_DS8020_1LR4_LF5_Adam"),
+}
+MODES = {"batched": ["--max-batch", "32", "--batch-window-ms", "5"], "one per call": ["--max-batch", "1"]}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/medbench-serve-bench"), help="project folder")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0, help="load per contender")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=1, help="(kept for the common interface) runs per contender")
+    parser.add_argument("--quick", action="store_true", help="SmallCNN only, 3 s, 2 clients")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.models, args.seconds, args.clients = ["SmallCNN 64 px"], 3.0, 2
+    return args
+
+
+def _settings(work: Path):  # type: ignore[no-untyped-def]
+    from medbench.settings import Settings
+
+    return Settings(work, work / "data", work / "models", work / "logs", work / "weights")
+
+
+def _run(work: Path, architecture: str, benchmark: str) -> str:
+    """The id of a completed run of `benchmark` on `architecture` (trained once, then reused)."""
+    from medbench.benchmark.spec import ExperimentSpec
+    from medbench.demo import write_demo_dataset
+    from medbench.experiment import Experiment
+    from medbench.runs.saved_run import saved_runs
+
+    settings = _settings(work)
+    if not (settings.data_dir / "demo").is_dir():
+        write_demo_dataset(settings.data_dir / "demo", n_train_patients=20, n_valid_patients=6, seed=0)
+    spec = ExperimentSpec(benchmark, architecture, {"max_train_samples": 16, "tensorboard": False})
+    done = [run for run in saved_runs(settings.models_dir, spec.name) if run.run_dir.is_complete()]
+    return done[0].run_id if done else Experiment(spec, settings).run()["id"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(work: Path, run_id: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
+
+    port = _free_port()
+    settings = _settings(work)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MEDBENCH_")}
+    folders = {"ROOT": work, "DATA_DIR": settings.data_dir, "MODELS_DIR": settings.models_dir}
+    folders.update(LOGS_DIR=settings.logs_dir, WEIGHTS_DIR=settings.weights_dir)
+    env.update({f"MEDBENCH_{name}": str(path) for name, path in folders.items()}, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "medbench.cli", "serve", run_id, "--port", str(port), *extra]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BenchmarkError(f"medbench serve exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise BenchmarkError("medbench serve did not become ready in 180 s")
+
+
+async def _load(url: str, image: bytes, clients: int, seconds: float) -> tuple[list[float], int, float]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+
+    async def client(http: httpx.AsyncClient, stop: float) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/rest/classify", files={"file": ("x.jpg", image, "image/jpeg")})
+                if response.status_code != 200:
+                    errors += 1
+                    continue
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - began)
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        for _ in range(3):  # warm-up: the first calls trace the model
+            await http.post(f"{url}/rest/classify", files={"file": ("x.jpg", image, "image/jpeg")})
+        began = time.perf_counter()
+        stop = began + seconds
+        await asyncio.gather(*(client(http, stop) for _ in range(clients)))
+        elapsed = time.perf_counter() - began
+    return latencies, errors, elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    print_header(
+        "medbench serve under load: /rest/classify, loopback",
+        {"clients": args.clients, "seconds per contender": args.seconds, "versions": python_versions()},
+    )
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    for model in args.models:
+        architecture, benchmark = MODELS[model]
+        run_id = _run(args.work_dir, architecture, benchmark)
+        image = sorted((args.work_dir / "data" / "demo").rglob("*.jpg"))[0].read_bytes()
+        for mode, extra in MODES.items():
+            server, url = _serve(args.work_dir, run_id, extra)
+            try:
+                latencies, errors, elapsed = asyncio.run(_load(url, image, args.clients, args.seconds))
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+            ms = np.asarray(latencies) * 1000 if latencies else np.asarray([np.nan])
+            row = {f"p{q}": float(np.percentile(ms, q)) for q in (50, 95, 99)}
+            row.update(rps=len(latencies) / elapsed, errors=errors, n=len(latencies))
+            results[(model, mode)] = row
+            print(
+                f"  {model:20s} {mode:13s} {row['rps']:8.1f} req/s  p50 {row['p50']:7.1f} ms  "
+                f"p95 {row['p95']:7.1f} ms  p99 {row['p99']:7.1f} ms  errors {errors}  (n={row['n']})"
+            )
+    print("\n-- ratios --")
+    for model in args.models:
+        batched, single = results[(model, "batched")], results[(model, "one per call")]
+        speedup = batched["rps"] / single["rps"] if single["rps"] else float("nan")
+        print(f"{model:20s} batched / one per call        {speedup:6.2f}x requests/s  (goal >= 2x)")
+        for mode in MODES:
+            row = results[(model, mode)]
+            print(f"{model:20s} {mode:13s} p99 / p50          {row['p99'] / row['p50']:6.2f}   (goal <= 3)")
+    total_errors = sum(int(row["errors"]) for row in results.values())
+    print(f"\nerrors in all: {total_errors} (goal 0)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main, "serve.py")

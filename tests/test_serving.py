@@ -1,0 +1,269 @@
+"""`medbench serve`: every route and each hostile upload against a real uvicorn server in its own process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from cli_process import start_medbench
+from PIL import Image
+
+from medbench.serving.uploads import UploadError, check_upload, confidence, safe_filename, sniff
+from medbench.settings import Settings
+
+BENCHMARK = "demo_BCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _bomb(side: int = 30000) -> bytes:
+    """A valid grey PNG of side × side zeros: under a megabyte on disk, `side`² bytes decoded."""
+    compressor, parts, row = zlib.compressobj(9), [], b"\x00" * (side + 1)
+    for _ in range(side):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", b"".join(parts))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+# uploads, without a server
+
+
+def test_uploads_are_typed_by_their_bytes_and_sized_by_their_header() -> None:
+    png = cv2.imencode(".png", np.zeros((20, 30), np.uint8))[1].tobytes()
+    jpeg = cv2.imencode(".jpg", np.zeros((40, 50, 3), np.uint8))[1].tobytes()
+    assert (sniff(png), sniff(jpeg), sniff(b"%PDF-1.7 ..."), sniff(b"hello, world")) == ("png", "jpeg", "pdf", "text")
+    assert (check_upload(png).width, check_upload(png).height) == (30, 20)
+    assert (check_upload(jpeg).width, check_upload(jpeg).height) == (50, 40)
+    with pytest.raises(UploadError, match="the upload is pdf, not an image") as refused:
+        check_upload(b"%PDF-1.7 ...")
+    assert refused.value.status == 415
+    with pytest.raises(UploadError, match="30000 × 30000 pixels would decode to 900,000,000") as bomb:
+        check_upload(_bomb())
+    assert bomb.value.status == 413
+    with pytest.raises(UploadError, match="truncated PNG"):
+        check_upload(png[:14])
+    assert safe_filename("../../etc/passwd") == "passwd" and safe_filename("a\x00b.png") == "ab.png"
+    assert safe_filename("C:\\x\\..\\y.png") == "y.png" and safe_filename("") == "upload"
+    assert confidence(0.125, 0.125) == 0 and confidence(1.0, 0.125) == 1 and confidence(0.0, 0.125) == -1
+    assert confidence(0.316133588552475, 1 / 8) == pytest.approx(0.21843838691711426)  # TIML's manual
+    assert confidence(1.357307792204665e-05, 1 / 8) == pytest.approx(-0.9998914153766236)
+
+
+# a real server
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, demo_data_dir: Path) -> Iterator[tuple[str, Settings, str]]:
+    from medbench.experiment import Experiment
+
+    root = tmp_path_factory.mktemp("serve")
+    settings = Settings(root, demo_data_dir, root / "models", root / "logs", root / "weights")
+    entry = Experiment(BENCHMARK, settings).run()
+    port = _free_port()
+    server = start_medbench(["serve", entry["id"], "--port", str(port), "--max-upload-mb", "2"], settings)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            pytest.fail(f"medbench serve exited: {server.stderr.read()[-3000:]}")
+        time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("medbench serve did not become ready in 120 s")
+    yield url, settings, entry["id"]
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _demo_image(settings: Settings) -> Path:
+    return sorted((settings.data_dir / "demo").rglob("*.jpg"))[0]
+
+
+def _still_serving(url: str) -> None:
+    assert httpx.get(f"{url}/rest/ping").text == "pong"
+
+
+@pytest.mark.slow
+def test_info_health_and_schema(served: tuple[str, Settings, str]) -> None:
+    url, settings, run_id = served
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/readyz").json() == {"ready": True}
+    info = httpx.get(f"{url}/rest/info").json()
+    assert info["run_id"] == run_id and info["architecture"] == "2D.SmallCNN" and len(info["classes"]) == 5
+    assert info["input_size"] == [32, 32, 1] and 0 <= info["val_mean_auroc"] <= 1
+    schema = httpx.get(f"{url}/openapi.json").json()
+    assert {"/rest/classify", "/rest/explain/{method}/{layer}", "/rest/info"} <= set(schema["paths"])
+    assert "chance level" in str(schema["components"]["schemas"]["Classification"])
+    assert httpx.get(f"{url}/docs").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_served_prediction_equals_medbench_predict(served: tuple[str, Settings, str]) -> None:
+    from medbench.prediction import predict_images, resolve_run
+
+    url, settings, run_id = served
+    path = _demo_image(settings)
+    answer = httpx.post(f"{url}/rest/classify", files={"file": ("x.jpg", path.read_bytes(), "image/jpeg")}).json()
+    expected = predict_images(resolve_run(run_id, settings), [path], settings).iloc[0, 1:].to_numpy(dtype=float)
+    np.testing.assert_allclose(answer["prediction"], expected, atol=1e-6)
+    assert answer["filename"] == "x.jpg" and len(answer["confidence"]) == 5
+    called = [name for name, p, t in zip(answer["classes"], answer["prediction"], answer["thresholds"]) if p >= t]
+    assert answer["positive"] == called
+    assert all((c >= 0) == (name in called) for name, c in zip(answer["classes"], answer["confidence"]))
+
+
+@pytest.mark.slow
+def test_concurrent_requests_are_answered_each_with_its_own_image(served: tuple[str, Settings, str]) -> None:
+    import asyncio
+
+    url, settings, _ = served
+    paths = sorted((settings.data_dir / "demo").rglob("*.jpg"))[:8]
+
+    async def ask_all() -> list[dict]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            requests = [
+                client.post(f"{url}/rest/classify", files={"file": (p.name, p.read_bytes(), "image/jpeg")})
+                for p in paths
+            ]
+            return [response.json() for response in await asyncio.gather(*requests)]
+
+    together = asyncio.run(ask_all())
+    alone = [
+        httpx.post(f"{url}/rest/classify", files={"file": (p.name, p.read_bytes(), "image/jpeg")}).json() for p in paths
+    ]
+    for batched, single in zip(together, alone):
+        assert batched["filename"] == single["filename"]
+        np.testing.assert_allclose(batched["prediction"], single["prediction"], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_explanations_come_as_timl_s_three_pngs(served: tuple[str, Settings, str]) -> None:
+    url, settings, _ = served
+    data = _demo_image(settings).read_bytes()
+    answer = httpx.post(f"{url}/rest/explain/gradcam/auto", files={"file": ("x.jpg", data, "image/jpeg")}).json()
+    assert answer["method"] == "gradcam" and answer["layer"] == "auto" and answer["class"]
+    for key in ("grey", "heatmap", "comp"):
+        assert Image.open(io.BytesIO(base64.b64decode(answer[key]))).size[0] > 0
+    edema = httpx.post(
+        f"{url}/rest/explain/crm/auto", params={"class": "Edema"}, files={"file": ("x.jpg", data, "image/jpeg")}
+    ).json()
+    assert edema["class"] == "Edema" and edema["method"] == "crm"
+    unknown = httpx.post(f"{url}/rest/explain/lime/auto", files={"file": ("x.jpg", data, "image/jpeg")})
+    assert unknown.status_code == 404 and "gradcam" in unknown.json()["detail"]
+    layer = httpx.post(f"{url}/rest/explain/gradcam/block9", files={"file": ("x.jpg", data, "image/jpeg")})
+    assert layer.status_code == 404 and "valid: auto," in layer.json()["detail"]
+    _still_serving(url)
+
+
+@pytest.mark.slow
+def test_hostile_uploads_get_a_clear_4xx_and_the_server_goes_on(served: tuple[str, Settings, str]) -> None:
+    url, settings, _ = served
+    image = _demo_image(settings).read_bytes()
+
+    def post(data: bytes, name: str = "x", kind: str = "application/octet-stream") -> httpx.Response:
+        return httpx.post(f"{url}/rest/classify", files={"file": (name, data, kind)}, timeout=60)
+
+    pdf = post(b"%PDF-1.7\n" + b"0" * 500, "scan.pdf")
+    assert pdf.status_code == 415 and "pdf" in pdf.json()["detail"]
+    _still_serving(url)
+    truncated = post(image[: len(image) // 2], "cut.jpg", "image/jpeg")
+    assert truncated.status_code == 422 and "does not decode" in truncated.json()["detail"]
+    _still_serving(url)
+    big = post(b"\x89PNG\r\n\x1a\n" + b"\x00" * (3 * 1024 * 1024), "big.png")
+    assert big.status_code == 413 and "at most 2,097,152 bytes" in big.json()["detail"]
+    _still_serving(url)
+    bomb = post(_bomb(), "bomb.png", "image/png")
+    assert bomb.status_code == 413 and "refused before decoding" in bomb.json()["detail"]
+    _still_serving(url)
+    sneaky = post(image, "../../etc/pass\x00wd.jpg", "image/jpeg")
+    echoed = sneaky.json()["filename"]  # httpx sends the NUL as %00
+    assert sneaky.status_code == 200 and echoed in ("passwd.jpg", "pass%00wd.jpg") and "/" not in echoed
+    _still_serving(url)
+    missing = httpx.post(f"{url}/rest/classify", files={"other": ("x.jpg", image, "image/jpeg")})
+    assert missing.status_code == 422 and "file" in str(missing.json()["detail"])
+    wrong = httpx.post(f"{url}/rest/classify", json={"file": "x"})
+    assert wrong.status_code == 422
+    _still_serving(url)
+
+
+# the web page in a real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_findings_and_the_heatmap_in_chromium(
+    served: tuple[str, Settings, str], browser, tmp_path: Path
+) -> None:
+    from medbench.prediction import predict_images, resolve_run
+
+    url, settings, run_id = served
+    path = _demo_image(settings)
+    expected = predict_images(resolve_run(run_id, settings), [path], settings).iloc[0, 1:]
+    for width, height in ((1200, 900), (375, 740)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        problems: list[str] = []
+        page.on("console", lambda message, seen=problems: seen.append(message.text) if message.type == "error" else 0)
+        page.on("pageerror", lambda error, seen=problems: seen.append(str(error)))
+        page.on(
+            "request", lambda request, seen=problems: 0 if request.url.startswith(url) else seen.append(request.url)
+        )
+        page.goto(url)
+        page.wait_for_function("document.getElementById('run-info').textContent.includes('Run ')")
+        assert run_id in page.text_content("#run-info")
+        assert page.get_attribute("label[for=file-input]", "for") == "file-input"
+        page.focus("#file-input")
+        assert page.evaluate("document.activeElement.id") == "file-input", "the file input takes the keyboard"
+        page.set_input_files("#file-input", str(path))
+        page.wait_for_selector(".card svg.bars")
+        page.wait_for_selector(".card img.heatmap[src^='data:image/png']", timeout=60_000)
+        assert page.get_attribute(".card", "data-top") == expected.idxmax()
+        assert str(expected.idxmax()) in page.get_attribute(".card svg.bars", "aria-label")
+        assert page.evaluate("document.querySelector('img.heatmap').naturalWidth") > 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, "no sideways scrolling"
+        page.select_option(".card select", "Edema")
+        page.wait_for_function("document.querySelector('.explain .hint').textContent.includes('for Edema (p')")
+        shot = tmp_path / f"serve-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert Image.open(shot).size[0] == width and not problems, problems
+        page.close()
