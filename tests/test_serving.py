@@ -267,3 +267,32 @@ def test_the_page_shows_the_findings_and_the_heatmap_in_chromium(
         page.screenshot(path=str(shot), full_page=True)
         assert Image.open(shot).size[0] == width and not problems, problems
         page.close()
+
+
+@pytest.mark.slow
+def test_several_workers_share_the_port_and_each_loads_the_model(served: tuple[str, Settings, str]) -> None:
+    _, settings, run_id = served
+    port = _free_port()
+    server = start_medbench(["serve", run_id, "--port", str(port), "--workers", "2"], settings)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(pids) < 2:
+            try:
+                with httpx.Client() as client:  # a new connection each time: the kernel picks a worker
+                    response = client.get(f"{url}/rest/info", timeout=5)
+                if response.status_code == 200:
+                    pids.add(response.json()["worker_pid"])
+            except httpx.HTTPError:
+                time.sleep(0.5)
+            assert server.poll() is None, server.stderr.read()[-3000:]
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(children) == 2 and pids <= {int(pid) for pid in children} and pids
+        path = _demo_image(settings)
+        answer = httpx.post(f"{url}/rest/classify", files={"file": ("x.jpg", path.read_bytes(), "image/jpeg")})
+        assert answer.status_code == 200 and len(answer.json()["prediction"]) == 5
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert server.returncode is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pathlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def create_app(run: SavedRun, options: ServeOptions | None = None) -> Any:
 
     @app.get("/rest/info")
     async def info() -> dict[str, Any]:
-        return service().info
+        return {**service().info, "worker_pid": os.getpid()}
 
     @app.post("/rest/classify", response_model=Classification)
     async def classify(file: Annotated[UploadFile, File(description="a PNG, JPEG or DICOM image")]) -> Classification:
