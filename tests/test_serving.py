@@ -142,6 +142,20 @@ def test_a_served_prediction_equals_medbench_predict(served: tuple[str, Settings
 
 
 @pytest.mark.slow
+def test_a_dicom_upload_is_classified_as_medbench_predict_does(served: tuple[str, Settings, str]) -> None:
+    from pydicom.data import get_testdata_file
+
+    from medbench.prediction import predict_images, resolve_run
+
+    url, settings, run_id = served
+    path = Path(get_testdata_file("CT_small.dcm"))
+    answer = httpx.post(f"{url}/rest/classify", files={"file": ("ct.dcm", path.read_bytes(), "application/dicom")})
+    assert answer.status_code == 200, answer.text
+    expected = predict_images(resolve_run(run_id, settings), [path], settings).iloc[0, 1:].to_numpy(dtype=float)
+    np.testing.assert_allclose(answer.json()["prediction"], expected, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_concurrent_requests_are_answered_each_with_its_own_image(served: tuple[str, Settings, str]) -> None:
     import asyncio
 
