@@ -249,7 +249,7 @@ def test_the_neural_network_pages_examples_run(isic_like: tuple) -> None:
 @needs_seeds
 @pytest.mark.slow
 def test_how_to_use_trains_and_predicts_on_a_small_cnn(isic_like: tuple) -> None:
-    """The first example as written, but on 2D.SmallCNN: 2D.ResNet50 at 224 px for 50 epochs takes about ten
+    """The first example as written, but on 2D.SmallCNN: 2D.ResNet50 at 224 px for 50 epochs takes about twenty
     minutes on two cores (`test_how_to_use_verbatim` runs it with MEDBENCH_VERY_SLOW=1)."""
     root, parsed = isic_like
     code = seed_examples("aucmedi-neural-network.txt")[0].replace('"2D.ResNet50"', '"2D.SmallCNN"')
@@ -263,7 +263,7 @@ def test_how_to_use_trains_and_predicts_on_a_small_cnn(isic_like: tuple) -> None
 
 @needs_seeds
 @pytest.mark.very_slow
-@pytest.mark.skipif(os.environ.get("MEDBENCH_VERY_SLOW") != "1", reason="set MEDBENCH_VERY_SLOW=1 (about 10 minutes)")
+@pytest.mark.skipif(os.environ.get("MEDBENCH_VERY_SLOW") != "1", reason="set MEDBENCH_VERY_SLOW=1 (about 20 minutes)")
 def test_how_to_use_verbatim(isic_like: tuple) -> None:
     root, parsed = isic_like
     namespace = run_example(seed_examples("aucmedi-neural-network.txt")[0], root, parsed)
