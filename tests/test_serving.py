@@ -67,6 +67,31 @@ def test_uploads_are_typed_by_their_bytes_and_sized_by_their_header() -> None:
     assert confidence(1.357307792204665e-05, 1 / 8) == pytest.approx(-0.9998914153766236)
 
 
+def test_the_batcher_pads_batches_to_few_shapes_and_returns_each_request_its_row() -> None:
+    import asyncio
+
+    from medbench.serving.batcher import MicroBatcher
+
+    shapes: list[int] = []
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        shapes.append(len(images))
+        return images.reshape(len(images), -1)[:, :1].astype(float) * 2
+
+    batcher = MicroBatcher(predict, max_batch=8, window_s=0.05)
+    batcher.warm_up((2, 2, 1))
+    assert shapes == [1, 2, 4, 8]
+
+    async def ask(values: list[int]) -> list[float]:
+        rows = await asyncio.gather(*(batcher.submit(np.full((2, 2, 1), v, np.uint8)) for v in values))
+        await batcher.close()
+        return [float(row[0]) for row in rows]
+
+    shapes.clear()
+    assert asyncio.run(ask([1, 2, 3, 4, 5])) == [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert shapes == [8] and batcher.calls == 1, "five requests: one call, padded to 8"
+
+
 # a real server
 
 

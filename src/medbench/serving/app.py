@@ -82,9 +82,9 @@ def create_app(run: SavedRun, options: ServeOptions | None = None) -> Any:
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         service = await asyncio.to_thread(RunService.load, run)
         state["service"] = service
-        state["batcher"] = MicroBatcher(
-            service.predict, max_batch=options.max_batch, window_s=options.batch_window_ms / 1000.0
-        )
+        batcher = MicroBatcher(service.predict, max_batch=options.max_batch, window_s=options.batch_window_ms / 1000.0)
+        await asyncio.to_thread(batcher.warm_up, tuple(service.info["input_size"]))
+        state["batcher"] = batcher
         yield
         await state["batcher"].close()
 

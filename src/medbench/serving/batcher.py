@@ -1,8 +1,11 @@
 """Micro-batching: concurrent requests' images gathered into one model call.
 
 The first request of a batch waits at most `window_s` for others (up to `max_batch`), then the batch runs
-in a worker thread, off the event loop; each request gets its own row back. `max_batch=1` is one model
-call per request (what `benchmarks/serve.py` compares against).
+in a worker thread, off the event loop; each request gets its own row back. A batch is padded to the next
+power of two (at most `max_batch`), so the model sees a handful of batch shapes, each traced once
+(`warm_up` traces them all before the server is ready) instead of one trace per batch size, which for a
+DenseNet costs seconds at the first batch of every new size. `max_batch=1` is one model call per request
+(what `benchmarks/serve.py` compares against).
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self.calls = 0
         """Model calls made so far (a batch of any size is one)."""
+
+    def sizes(self) -> list[int]:
+        """The batch sizes the model is called with: the powers of two below `max_batch`, and `max_batch`."""
+        sizes = [1 << power for power in range(self.max_batch.bit_length()) if 1 << power < self.max_batch]
+        return [*sizes, self.max_batch]
+
+    def padded_size(self, n: int) -> int:
+        return min(1 << (n - 1).bit_length(), self.max_batch)
+
+    def warm_up(self, shape: tuple[int, ...]) -> None:
+        """Call the model once with each batch size on zero images of `shape`, so no request waits for a trace."""
+        for size in self.sizes():
+            self.predict(np.zeros((size, *shape), dtype=np.uint8))
 
     async def submit(self, image: np.ndarray) -> np.ndarray:
         """The model's output row for `image`, computed in a batch with whatever else arrives meanwhile."""
@@ -51,6 +67,9 @@ class MicroBatcher:
                 except TimeoutError:
                     break
             images = np.stack([image for image, _ in batch])
+            padding = self.padded_size(len(batch)) - len(batch)
+            if padding:
+                images = np.concatenate([images, np.repeat(images[-1:], padding, axis=0)])
             self.calls += 1
             try:
                 rows = await asyncio.to_thread(self.predict, images)
