@@ -15,7 +15,8 @@ from medbench.architectures.base import SimpleBaseArchitecture
 from medbench.architectures.head import classifier_head
 from medbench.architectures.info import STANDARDIZE_MODES, ArchitectureInfo
 from medbench.architectures.registry import ARCHITECTURES, architecture_names, get_architecture, register_architecture
-from medbench.architectures.small_cnn import SmallCNN, SmallCNNBuilder
+from medbench.architectures.scratch import scratch_builder
+from medbench.architectures.small_cnn import SmallCNN
 from medbench.architectures.weights import expected_weights_path, resolve_weights
 from medbench.errors import ConfigError, WeightsNotFoundError
 
@@ -141,7 +142,7 @@ def test_unknown_architecture_lists_keys() -> None:
 
 def test_register_refuses_duplicates() -> None:
     with pytest.raises(ConfigError, match="already registered"):
-        register_architecture(ArchitectureInfo("2d.smallcnn", SmallCNNBuilder(), (64, 64), "unit"))
+        register_architecture(ArchitectureInfo("2d.smallcnn", scratch_builder(SmallCNN), (64, 64), "unit"))
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,12 @@ like the other networks trained from scratch).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medbench.architectures.info import BACKBONE_NAME, DIMENSION_PREFIX, ArchitectureInfo
+from medbench.architectures.info import DIMENSION_PREFIX, ArchitectureInfo
 from medbench.architectures.registry import register_architecture
-from medbench.architectures.scratch import BN_MOMENTUM, check_scratch_input
-from medbench.architectures.weights import load_weights_file
+from medbench.architectures.scratch import BN_MOMENTUM, check_scratch_input, finish_model, scratch_builder
 from medbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -73,34 +71,13 @@ def AlexNet(
             x = layers.MaxPooling2D(POOL_SIZE, strides=POOL_STRIDE, padding="same", name=f"block{block}_pool")(x)
         if batch_norm:
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{block}_bn")(x)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        load_weights_file(model, Path(weights))
-    return model
-
-
-@dataclass(frozen=True)
-class AlexNetBuilder:
-    """The registry's builder for AlexNet."""
-
-    filters: tuple[int, ...] = FILTERS
-    batch_norm: bool = True
-
-    def __call__(
-        self,
-        input_shape: tuple[int | None, ...],
-        *,
-        weights: Path | None = None,
-        imagenet: bool = False,
-        name: str = BACKBONE_NAME,
-    ) -> keras.Model:
-        return AlexNet(input_shape, weights=weights, filters=self.filters, batch_norm=self.batch_norm, name=name)
+    return finish_model(inputs, x, name, weights)
 
 
 register_architecture(
     ArchitectureInfo(
         key=DIMENSION_PREFIX + "AlexNet",
-        builder=AlexNetBuilder(),
+        builder=scratch_builder(AlexNet),
         input_size=(224, 224),
         standardize="unit",
         weights_file=None,

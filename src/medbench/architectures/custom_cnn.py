@@ -10,8 +10,8 @@ The registry's "2D.CustomCNN" uses three layers (32 7x7, 64 5x5, 128 3x3, each w
 max pooling; about 0.13 M weights), fast on a CPU at 64 px. pyBIA's own default, one 256-filter 7x7
 layer with stride-1 average pooling, keeps the full resolution with 256 channels and is slow there; build
 it with ``CustomCNN(shape, conv_layers=[ConvLayer(256, 7, pooling="average", pool_stride=1)])`` or register
-your own layers: ``register_architecture(ArchitectureInfo("2D.MyCNN", CustomCNNBuilder((ConvLayer(...),)),
-(64, 64), "unit"))``. Every layer pads "same"; there are no ImageNet weights.
+your own layers: ``register_architecture(ArchitectureInfo("2D.MyCNN", scratch_builder(CustomCNN,
+conv_layers=(ConvLayer(...),)), (64, 64), "unit"))``. Every layer pads "same"; there are no ImageNet weights.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medbench.architectures.info import BACKBONE_NAME, DIMENSION_PREFIX, ArchitectureInfo
+from medbench.architectures.info import DIMENSION_PREFIX, ArchitectureInfo
 from medbench.architectures.registry import register_architecture
-from medbench.architectures.scratch import BN_MOMENTUM, check_scratch_input
-from medbench.architectures.weights import load_weights_file
+from medbench.architectures.scratch import BN_MOMENTUM, check_scratch_input, finish_model, scratch_builder
 from medbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -121,36 +120,13 @@ def CustomCNN(
             x = _pool(x, layer, f"block{block}")
         if batch_norm:
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{block}_bn")(x)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        load_weights_file(model, Path(weights))
-    return model
-
-
-@dataclass(frozen=True)
-class CustomCNNBuilder:
-    """The registry's builder for a CustomCNN of the given layers."""
-
-    conv_layers: tuple[ConvLayer, ...] = DEFAULT_LAYERS
-    batch_norm: bool = True
-
-    def __call__(
-        self,
-        input_shape: tuple[int | None, ...],
-        *,
-        weights: Path | None = None,
-        imagenet: bool = False,
-        name: str = BACKBONE_NAME,
-    ) -> keras.Model:
-        return CustomCNN(
-            input_shape, weights=weights, conv_layers=self.conv_layers, batch_norm=self.batch_norm, name=name
-        )
+    return finish_model(inputs, x, name, weights)
 
 
 register_architecture(
     ArchitectureInfo(
         key=DIMENSION_PREFIX + "CustomCNN",
-        builder=CustomCNNBuilder(),
+        builder=scratch_builder(CustomCNN),
         input_size=(64, 64),
         standardize="unit",
         weights_file=None,

@@ -10,14 +10,12 @@ The 3D ResNet-18 of the volume family is "3D.ResNet18" (`models_3d`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medbench.architectures.info import BACKBONE_NAME, DIMENSION_PREFIX, ArchitectureInfo
+from medbench.architectures.info import DIMENSION_PREFIX, ArchitectureInfo
 from medbench.architectures.registry import register_architecture
-from medbench.architectures.scratch import BN_MOMENTUM, check_scratch_input
-from medbench.architectures.weights import load_weights_file
+from medbench.architectures.scratch import BN_MOMENTUM, check_scratch_input, finish_model, scratch_builder
 from medbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,33 +76,13 @@ def ResNet18(
         for block in range(1, n_blocks + 1):
             stride = 2 if block == 1 and stage > 2 else 1
             x = _basic_block(x, filters, stride, name=f"conv{stage}_block{block}")
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        load_weights_file(model, Path(weights))
-    return model
-
-
-@dataclass(frozen=True)
-class ResNet18Builder:
-    """The registry's builder for ResNet-18."""
-
-    blocks: tuple[int, ...] = BLOCKS
-
-    def __call__(
-        self,
-        input_shape: tuple[int | None, ...],
-        *,
-        weights: Path | None = None,
-        imagenet: bool = False,
-        name: str = BACKBONE_NAME,
-    ) -> keras.Model:
-        return ResNet18(input_shape, weights=weights, blocks=self.blocks, name=name)
+    return finish_model(inputs, x, name, weights)
 
 
 register_architecture(
     ArchitectureInfo(
         key=DIMENSION_PREFIX + "ResNet18",
-        builder=ResNet18Builder(),
+        builder=scratch_builder(ResNet18),
         input_size=(224, 224),
         standardize="unit",
         weights_file=None,

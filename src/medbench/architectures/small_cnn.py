@@ -12,13 +12,13 @@ Conv3D and MaxPooling3D and take volumes of at least 16 voxels a side; 3D.SmallC
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medbench.architectures.info import BACKBONE_NAME, DIMENSION_PREFIX, VOLUME_PREFIX, ArchitectureInfo
+from medbench.architectures.info import DIMENSION_PREFIX, VOLUME_PREFIX, ArchitectureInfo
 from medbench.architectures.registry import register_architecture
-from medbench.architectures.weights import is_imagenet, load_weights_file
+from medbench.architectures.scratch import BN_MOMENTUM, finish_model, scratch_builder
+from medbench.architectures.weights import is_imagenet
 from medbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ MIN_VOLUME_SIZE = 16
 DEFAULT_FILTERS = (16, 32, 64, 128)
 VOLUME_FILTERS = (8, 16, 32, 64)
 VANILLA_FILTERS = (32, 64, 128, 256)
-# Small datasets give few steps per epoch: a faster moving average keeps inference statistics current.
-BN_MOMENTUM = 0.9
 
 
 def SmallCNN(
@@ -85,34 +83,13 @@ def SmallCNN(
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{block}_bn")(x)
         x = layers.Activation("relu", name=f"block{block}_relu")(x)
         x = pooling(2, name=f"block{block}_pool")(x)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        load_weights_file(model, Path(weights))
-    return model
-
-
-@dataclass(frozen=True)
-class SmallCNNBuilder:
-    """The registry's builder for SmallCNN, or Vanilla with its filters and no batch normalization."""
-
-    filters: tuple[int, ...] = DEFAULT_FILTERS
-    batch_norm: bool = True
-
-    def __call__(
-        self,
-        input_shape: tuple[int | None, ...],
-        *,
-        weights: Path | None = None,
-        imagenet: bool = False,
-        name: str = BACKBONE_NAME,
-    ) -> keras.Model:
-        return SmallCNN(input_shape, weights=weights, filters=self.filters, batch_norm=self.batch_norm, name=name)
+    return finish_model(inputs, x, name, weights)
 
 
 register_architecture(
     ArchitectureInfo(
         key=DIMENSION_PREFIX + "SmallCNN",
-        builder=SmallCNNBuilder(),
+        builder=scratch_builder(SmallCNN),
         input_size=(64, 64),
         standardize="unit",
         weights_file=None,
@@ -123,7 +100,7 @@ register_architecture(
 register_architecture(
     ArchitectureInfo(
         key=DIMENSION_PREFIX + "Vanilla",
-        builder=SmallCNNBuilder(VANILLA_FILTERS, batch_norm=False),
+        builder=scratch_builder(SmallCNN, filters=VANILLA_FILTERS, batch_norm=False),
         input_size=(224, 224),
         standardize="zscore",
         weights_file=None,
@@ -134,7 +111,7 @@ register_architecture(
 register_architecture(
     ArchitectureInfo(
         key=VOLUME_PREFIX + "SmallCNN",
-        builder=SmallCNNBuilder(VOLUME_FILTERS),
+        builder=scratch_builder(SmallCNN, filters=VOLUME_FILTERS),
         input_size=(32, 32, 32),
         standardize="unit",
         weights_file=None,
@@ -145,7 +122,7 @@ register_architecture(
 register_architecture(
     ArchitectureInfo(
         key=VOLUME_PREFIX + "Vanilla",
-        builder=SmallCNNBuilder(VANILLA_FILTERS, batch_norm=False),
+        builder=scratch_builder(SmallCNN, filters=VANILLA_FILTERS, batch_norm=False),
         input_size=(128, 128, 128),
         standardize="zscore",
         weights_file=None,
