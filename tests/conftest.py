@@ -1,8 +1,9 @@
-"""Shared fixtures: a small synthetic CheXpert-format dataset and per-test project folders."""
+"""Shared fixtures: a small synthetic CheXpert-format dataset, per-test project folders, a headless Chromium."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,19 @@ def settings(tmp_path: Path, demo_data_dir: Path) -> Settings:
         logs_dir=tmp_path / "logs",
         weights_dir=tmp_path / "weights",
     )
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium (.ci/run installs it): Playwright drives it through executable_path, with no browser download."""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A headless Chromium for the page tests (the serve app, the reports); skips, saying why, without one."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -39,7 +39,6 @@ from medbench.runs.predictions import read_predictions
 from medbench.runs.saved_run import SavedRun
 from medbench.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
 MULTILABEL = ("demo_BCE_E2_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam", "demo_WBCE_E1_B16_C0_N5_D32_DS8020_1LR3_LF5_Adam")
 MULTICLASS = "shapes_CCE_E1_B8_C0_N3_D32_DS602020_1LR3_LF5_Adam"
 SHAPES = ("Circle", "Square", "Stripes")
@@ -98,17 +97,6 @@ def pages(project: tuple[Settings, list[SavedRun]]) -> dict[str, Path]:
     (multiclass,) = write_reports(settings, [runs[2].run_id], out)
     assert first.name == f"{runs[0].run_id}.html" and comparison.name == "comparison.html"
     return {"multilabel": first, "second": second, "comparison": comparison, "multiclass": multiclass}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def _open(browser, path: Path) -> tuple[object, dict[str, list[str]]]:  # type: ignore[no-untyped-def]
