@@ -129,5 +129,6 @@ def test_bootstrap_quick(tmp_path: Path) -> None:
 def test_serve_quick(tmp_path: Path) -> None:
     result = run_script("serve.py", "--quick", "--work-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SmallCNN 64 px       batched" in result.stdout and "SmallCNN 64 px       one per call" in result.stdout
-    assert "batched / one per call" in result.stdout
+    for mode in ("batched, 5 ms", "batched, 0 ms", "one per call"):
+        assert f"SmallCNN 64 px       {mode}" in result.stdout
+    assert "batched, 0 ms / one per call" in result.stdout and "errors in all: 0" in result.stdout

@@ -92,6 +92,36 @@ def test_the_batcher_pads_batches_to_few_shapes_and_returns_each_request_its_row
     assert shapes == [8] and batcher.calls == 1, "five requests: one call, padded to 8"
 
 
+def test_without_a_window_what_arrived_while_the_model_ran_is_the_next_batch() -> None:
+    import asyncio
+    import threading
+
+    from medbench.serving.batcher import MicroBatcher
+
+    sizes: list[int] = []
+    release = threading.Event()
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        sizes.append(len(images))
+        release.wait(5)  # the first call holds the model while six more requests queue
+        return np.zeros((len(images), 1))
+
+    batcher = MicroBatcher(predict, max_batch=8, window_s=0.0)
+
+    async def ask() -> None:
+        first = asyncio.create_task(batcher.submit(np.zeros((2, 2, 1), np.uint8)))
+        while not sizes:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.create_task(batcher.submit(np.zeros((2, 2, 1), np.uint8))) for _ in range(6)]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(first, *rest)
+        await batcher.close()
+
+    asyncio.run(ask())
+    assert sizes == [1, 8] and batcher.calls == 2, "one alone, then the six queued meanwhile in one call (padded)"
+
+
 # a real server
 
 
@@ -255,19 +285,6 @@ def test_hostile_uploads_get_a_clear_4xx_and_the_server_goes_on(served: tuple[st
 
 
 # the web page in a real browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.mark.slow

@@ -14,7 +14,10 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     serve.add_argument("--workers", type=int, default=1, help="server processes, each loading the model once (1)")
     serve.add_argument("--max-upload-mb", type=float, default=32.0, help="largest upload accepted, in MB (32)")
     serve.add_argument(
-        "--batch-window-ms", type=float, default=5.0, help="how long a request waits for others to batch with (5)"
+        "--batch-window-ms",
+        type=float,
+        default=5.0,
+        help="after taking what queued while the model ran, how long a batch waits for more (5; 0: never)",
     )
     serve.add_argument("--max-batch", type=int, default=32, help="most images in one model call (32; 1: no batching)")
     serve.set_defaults(func=serve_command)

@@ -1,7 +1,8 @@
 """Micro-batching: concurrent requests' images gathered into one model call.
 
-The first request of a batch waits at most `window_s` for others (up to `max_batch`), then the batch runs
-in a worker thread, off the event loop; each request gets its own row back. A batch is padded to the next
+A batch is every request that queued while the model ran the previous one (up to `max_batch`); if that
+leaves room, it waits at most `window_s` more for others. It runs in a worker thread, off the event loop,
+and each request gets its own row back. With `window_s=0` a lone request never waits. A batch is padded to the next
 power of two (at most `max_batch`), so the model sees a handful of batch shapes, each traced once
 (`warm_up` traces them all before the server is ready) instead of one trace per batch size, which for a
 DenseNet costs seconds at the first batch of every new size. `max_batch=1` is one model call per request
@@ -58,6 +59,8 @@ class MicroBatcher:
         while True:
             batch = [await self._queue.get()]
             deadline = loop.time() + self.window_s
+            while len(batch) < self.max_batch and not self._queue.empty():  # what arrived while the model ran
+                batch.append(self._queue.get_nowait())
             while len(batch) < self.max_batch:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
