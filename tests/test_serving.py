@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import shutil
 import socket
 import struct
 import time
@@ -352,3 +354,54 @@ def test_several_workers_share_the_port_and_each_loads_the_model(served: tuple[s
         server.terminate()
         server.wait(timeout=60)
     assert server.returncode is not None
+
+
+@pytest.mark.slow
+def test_the_server_is_alive_at_once_and_ready_only_once_the_model_is_loaded(served: tuple[str, Settings, str]) -> None:
+    _, settings, run_id = served
+    port = _free_port()
+    server = start_medbench(["serve", run_id, "--port", str(port)], settings)
+    url = f"http://127.0.0.1:{port}"
+    image = ("x.jpg", _demo_image(settings).read_bytes(), "image/jpeg")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                alive = httpx.get(f"{url}/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None, server.stderr.read()[-3000:]
+                time.sleep(0.02)
+        assert alive.status_code == 200
+        # TensorFlow alone takes seconds to import, and it is imported only when the model loads
+        early = httpx.get(f"{url}/readyz")
+        assert early.status_code == 503 and early.json() == {"ready": False}
+        refused = httpx.post(f"{url}/rest/classify", files={"file": image})
+        assert refused.status_code == 503 and "/readyz" in refused.json()["detail"]
+        while time.monotonic() < deadline and httpx.get(f"{url}/readyz").status_code != 200:
+            time.sleep(0.2)
+        assert httpx.post(f"{url}/rest/classify", files={"file": image}).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_whose_model_does_not_load_stops_the_server_saying_why(
+    served: tuple[str, Settings, str], tmp_path: Path, workers: int
+) -> None:
+    _, settings, run_id = served
+    broken = tmp_path / run_id
+    from medbench.runs.saved_run import saved_runs
+
+    folder = next(run.run_dir for run in saved_runs(settings.models_dir) if run.run_id == run_id)
+    shutil.copytree(os.fspath(folder), broken)
+    (broken / "model.keras").write_bytes(b"not a keras file")
+    server = start_medbench(["serve", str(broken), "--port", str(_free_port()), "--workers", str(workers)], settings)
+    try:
+        _, stderr = server.communicate(timeout=120)
+    finally:
+        server.kill()
+    assert server.returncode == 2, stderr[-3000:]
+    assert f"run {run_id} cannot be served" in stderr and "model.keras: is not a complete Keras model file" in stderr

@@ -2,8 +2,10 @@
 
 Routes: ``GET /rest/ping``, ``GET /rest/info``, ``POST /rest/classify``, ``POST /rest/explain/{method}/{layer}``,
 ``GET /healthz`` (the process is up) and ``GET /readyz`` (the model is loaded), the web page at ``/`` and
-the OpenAPI schema at ``/docs``. The model loads once per worker, in a thread at startup; classification requests are
-micro-batched (`MicroBatcher`) and all TensorFlow work runs off the event loop. A refused upload is a 4xx
+the OpenAPI schema at ``/docs``. The server answers as soon as it listens: the model loads once per worker in a
+thread (``/healthz`` is 200 meanwhile, ``/readyz`` and the model routes 503), and a run that fails to load
+stops the server through `on_failure`. Classification requests are micro-batched (`MicroBatcher`) and all
+TensorFlow work runs off the event loop. A refused upload is a 4xx
 whose ``detail`` says what was found and what was expected; the server keeps serving after it.
 """
 
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import os
 import pathlib
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -73,20 +76,38 @@ class Explanation(BaseModel):
     comp: str = Field(description="base64 PNG: the heatmap over the image")
 
 
-def create_app(run: SavedRun, options: ServeOptions | None = None) -> Any:
-    """The ASGI application serving `run` (wrapped in the upload size limit)."""
+def create_app(
+    run: SavedRun, options: ServeOptions | None = None, on_failure: Callable[[BaseException], None] | None = None
+) -> Any:
+    """The ASGI application serving `run` (wrapped in the upload size limit).
+
+    `on_failure` is called with the error when the run cannot be loaded (`serve` stops the server with it);
+    without one, the error is logged and ``/readyz`` stays 503, naming it.
+    """
     options = options or ServeOptions()
     state: dict[str, Any] = {}
 
+    async def load() -> None:
+        try:
+            service = await asyncio.to_thread(RunService.load, run)
+            batcher = MicroBatcher(service.predict, max_batch=options.max_batch, window_s=options.batch_window_ms / 1e3)
+            await asyncio.to_thread(batcher.warm_up, tuple(service.info["input_size"]))
+        except Exception as error:  # the server says why it is not ready, and stops when told how
+            state["failure"] = f"{type(error).__name__}: {error}"
+            logger.error("run %s cannot be served: %s", run.run_id, error)
+            if on_failure is not None:
+                on_failure(error)
+            return
+        state["batcher"], state["service"] = batcher, service
+        logger.info("run %s loaded: ready", run.run_id)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
-        service = await asyncio.to_thread(RunService.load, run)
-        state["service"] = service
-        batcher = MicroBatcher(service.predict, max_batch=options.max_batch, window_s=options.batch_window_ms / 1000.0)
-        await asyncio.to_thread(batcher.warm_up, tuple(service.info["input_size"]))
-        state["batcher"] = batcher
+        loading = asyncio.create_task(load())
         yield
-        await state["batcher"].close()
+        loading.cancel()
+        if "batcher" in state:
+            await state["batcher"].close()
 
     app = FastAPI(title="medbench serve", version="1", lifespan=lifespan)
 
@@ -123,7 +144,8 @@ def create_app(run: SavedRun, options: ServeOptions | None = None) -> Any:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         ready = "service" in state
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        answer = {"ready": ready, **({"error": state["failure"]} if "failure" in state else {})}
+        return JSONResponse(answer, status_code=200 if ready else 503)
 
     @app.get("/rest/info")
     async def info() -> dict[str, Any]:
