@@ -21,7 +21,23 @@ function svg(tag, attributes = {}) {
   return node;
 }
 
+async function waitUntilReady() {
+  for (;;) {
+    const response = await fetch("/readyz");
+    const ready = await response.json();
+    if (ready.ready) return true;
+    if (ready.error) {
+      statusLine.textContent = `The run cannot be served: ${ready.error}`;
+      return false;
+    }
+    statusLine.textContent = "The model is loading…";
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 async function loadInfo() {
+  if (!(await waitUntilReady())) return;
+  statusLine.textContent = "";
   const response = await fetch("/rest/info");
   info = await response.json();
   const auroc = (value) => (value === null || value === undefined ? "n/a" : value.toFixed(3));
