@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import socket
@@ -405,3 +406,56 @@ def test_a_run_whose_model_does_not_load_stops_the_server_saying_why(
         server.kill()
     assert server.returncode == 2, stderr[-3000:]
     assert f"run {run_id} cannot be served" in stderr and "model.keras: is not a complete Keras model file" in stderr
+
+
+@pytest.mark.slow
+def test_a_run_that_is_not_local_is_pulled_from_the_bucket_and_served(
+    served: tuple[str, Settings, str], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from gcs_emulator import StorageEmulator
+
+    from medbench.runs.saved_run import saved_runs
+    from medbench.tracking.storage import enqueue_run, sync
+
+    url, settings, run_id = served
+    local = next(run for run in saved_runs(settings.models_dir) if run.run_id == run_id)
+    here = Settings(tmp_path, settings.data_dir, tmp_path / "models", tmp_path / "logs", tmp_path / "weights")
+    copy = here.models_dir / local.name / run_id
+    shutil.copytree(os.fspath(local.run_dir), copy)
+    emulator = StorageEmulator("medbench-serve")
+    image = ("x.jpg", _demo_image(settings).read_bytes(), "image/jpeg")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+        patch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+        emulator.start()
+        try:
+            bucket = replace(here, gcs_bucket="medbench-serve", gcs_prefix="team")
+            enqueue_run(copy, json.loads((copy / "result.json").read_text()), bucket)
+            assert sync(bucket, deadline_s=20).uploaded == [run_id]
+            elsewhere = replace(bucket, root=tmp_path / "elsewhere", models_dir=tmp_path / "elsewhere" / "models")
+            elsewhere.root.mkdir()
+            port = _free_port()
+            bucket_env = {"MEDBENCH_GCS_BUCKET": "medbench-serve", "MEDBENCH_GCS_PREFIX": "team"}
+            server = start_medbench(["serve", run_id, "--port", str(port)], elsewhere, **bucket_env)
+            remote = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    try:
+                        if httpx.get(f"{remote}/readyz", timeout=2).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        assert server.poll() is None, server.stderr.read()[-3000:]
+                    time.sleep(0.3)
+                assert httpx.get(f"{remote}/rest/info").json()["run_id"] == run_id
+                pulled = httpx.post(f"{remote}/rest/classify", files={"file": image}).json()["prediction"]
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        finally:
+            emulator.stop()
+    assert (elsewhere.models_dir / local.name / run_id / "model.keras").is_file()
+    served_here = httpx.post(f"{url}/rest/classify", files={"file": image}).json()["prediction"]
+    assert np.allclose(pulled, served_here, atol=1e-6)
