@@ -20,8 +20,9 @@ $(INSTALL_STAMP): pyproject.toml requirements.lock
 demo: $(INSTALL_STAMP)
 	$(BIN)/medbench demo
 
+# Two workers, one test file each (module fixtures are built once); the 25 slowest tests are listed at the end.
 test: $(INSTALL_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 # Build docker/Dockerfile with podman on a local Debian base and run the demo batch in it (root; not in `test`).
 docker-test:
