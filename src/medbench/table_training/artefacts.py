@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from medbench.atomic import copy_atomic, write_bytes_atomic
-from medbench.errors import UndefinedMetricError
-from medbench.metrics.thresholds import roc_points
+from medbench.evaluation.plots import draw_roc, new_figure, save_figure
 from medbench.runs.run_dir import RunDir
 
 __all__ = ["table_csv", "write_row_artefacts"]
@@ -29,24 +28,6 @@ def table_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> byte
     for row in rows:
         writer.writerow({key: "" if value is None else value for key, value in row.items()})
     return buffer.getvalue().encode("utf-8")
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
-
-
-def _save(pyplot: Any, figure: Any, path: Path) -> Path:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    pyplot.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
 
 
 def _val_accuracy(report: Mapping[str, Any]) -> float | None:
@@ -69,35 +50,25 @@ def history_rows(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _curve(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str, path: Path) -> Path:
-    pyplot = _pyplot()
-    figure, axis = pyplot.subplots(figsize=(5.5, 4.0))
+    pyplot, figure, axis = new_figure((5.5, 4.0))
     epochs = [row["epoch"] for row in rows]
     for key in keys:
         values = [np.nan if row.get(key) is None else float(row[key]) for row in rows]
         axis.plot(epochs, values, marker="o", markersize=3, label=key)
     axis.set(title=title, xlabel="epoch")
     axis.legend(fontsize=8)
-    return _save(pyplot, figure, path)
+    return save_figure(pyplot, figure, path, DPI)
 
 
 def _roc(targets: np.ndarray, scores: np.ndarray, classes: Sequence[str], title: str, path: Path) -> Path:
-    pyplot = _pyplot()
-    figure, axis = pyplot.subplots(figsize=(5.5, 5.0))
-    skipped = []
-    for column, name in enumerate(classes):
-        try:
-            curve = roc_points(targets[:, column], scores[:, column])
-        except UndefinedMetricError:
-            skipped.append(name)
-            continue
-        axis.plot(np.r_[0.0, curve.fpr], np.r_[0.0, curve.tpr], linewidth=1.2, label=name)
-    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    pyplot, figure, axis = new_figure((5.5, 5.0))
+    skipped = draw_roc(axis, targets, scores, classes)
     axis.set(title=title, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
     if skipped:
         axis.text(0.02, 0.02, "not drawn (one label only): " + ", ".join(skipped)[:100], fontsize=7)
     if len(skipped) < len(classes):
         axis.legend(fontsize=7, loc="lower right")
-    return _save(pyplot, figure, path)
+    return save_figure(pyplot, figure, path, DPI)
 
 
 def write_row_artefacts(out: Path, index: int, stamp: str, run_dir: RunDir) -> list[Path]:
