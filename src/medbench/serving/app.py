@@ -92,11 +92,12 @@ def create_app(
             service = await asyncio.to_thread(RunService.load, run)
             batcher = MicroBatcher(service.predict, max_batch=options.max_batch, window_s=options.batch_window_ms / 1e3)
             await asyncio.to_thread(batcher.warm_up, tuple(service.info["input_size"]))
-        except Exception as error:  # the server says why it is not ready, and stops when told how
+        except Exception as error:  # the server says why it is not ready; its owner reports the error once
             state["failure"] = f"{type(error).__name__}: {error}"
-            logger.error("run %s cannot be served: %s", run.run_id, error)
             if on_failure is not None:
                 on_failure(error)
+            else:
+                logger.error("run %s cannot be served: %s", run.run_id, error)
             return
         state["batcher"], state["service"] = batcher, service
         logger.info("run %s loaded: ready", run.run_id)
