@@ -9,7 +9,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 EMULATOR_SCRIPT = Path(sys.executable).parent / "gcp-storage-emulator"
 START_TIMEOUT_S = 30.0
@@ -70,3 +74,17 @@ class StorageEmulator:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+
+@contextmanager
+def running_emulator(bucket: str) -> Iterator[StorageEmulator]:
+    """A started emulator of `bucket` that STORAGE_EMULATOR_HOST points to (no credentials) for the block."""
+    server = StorageEmulator(bucket)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        patch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

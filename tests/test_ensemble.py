@@ -441,7 +441,7 @@ def test_bagging_trains_members_on_disjoint_patient_folds(demo_data_dir: Path, t
 
 @pytest.mark.slow
 def test_an_ensemble_syncs_and_pulls_like_a_run(trained: tuple[Settings, dict[str, str]], tmp_path: Path) -> None:
-    from gcs_emulator import StorageEmulator
+    from gcs_emulator import running_emulator
 
     from medbench.ensemble.build import build_ensemble
     from medbench.tracking.storage import enqueue_run, pull, sync
@@ -449,19 +449,12 @@ def test_an_ensemble_syncs_and_pulls_like_a_run(trained: tuple[Settings, dict[st
     copy = _copy(trained, tmp_path / "project")
     entry = build_ensemble(_members(trained[1]), EnsembleOptions("stacking", "logreg"), copy)
     folder = _folder(copy, entry)
-    server = StorageEmulator("medbench-ensembles")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STORAGE_EMULATOR_HOST", server.url)
-        patch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
-        server.start()
-        try:
-            bucket = replace(copy, gcs_bucket="medbench-ensembles", gcs_prefix="team")
-            enqueue_run(folder.path, entry, bucket)
-            assert sync(bucket, deadline_s=20).uploaded == [entry["id"]]
-            fresh = replace(bucket, models_dir=tmp_path / "elsewhere" / "models")
-            pulled = pull(entry["id"], fresh)
-        finally:
-            server.stop()
+    with running_emulator("medbench-ensembles"):
+        bucket = replace(copy, gcs_bucket="medbench-ensembles", gcs_prefix="team")
+        enqueue_run(folder.path, entry, bucket)
+        assert sync(bucket, deadline_s=20).uploaded == [entry["id"]]
+        fresh = replace(bucket, models_dir=tmp_path / "elsewhere" / "models")
+        pulled = pull(entry["id"], fresh)
     assert pulled == fresh.models_dir / entry["name"] / entry["id"]
     for name in ("config.json", "meta_learner.joblib", "predictions/val.csv", "predictions/test.csv"):
         assert (pulled / name).read_bytes() == (folder / name).read_bytes(), name

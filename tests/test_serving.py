@@ -7,11 +7,12 @@ import io
 import json
 import os
 import shutil
-import socket
 import struct
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from cli_process import start_medbench
+from gcs_emulator import free_port, running_emulator
 from PIL import Image
 
 from medbench.serving.uploads import UploadError, check_upload, confidence, safe_filename, sniff
@@ -128,10 +130,37 @@ def test_without_a_window_what_arrived_while_the_model_ran_is_the_next_batch() -
 # a real server
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextmanager
+def _server(settings: Settings, *args: str, **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`medbench serve ARGS` on a free port (not waited for) and its URL; stopped when the block ends."""
+    port = free_port()
+    server = start_medbench(["serve", *args, "--port", str(port)], settings, **env)
+    try:
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _wait_until_ready(server: subprocess.Popen[str], url: str, seconds: float = 120) -> None:
+    """Poll /readyz until it is 200; fail with the server's output if it exits, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            pytest.fail(f"medbench serve exited: {server.stderr.read()[-3000:]}")
+        time.sleep(0.3)
+    pytest.fail(f"medbench serve did not become ready in {seconds:.0f} s")
+
+
+def _run_folder(settings: Settings, run_id: str) -> Path:
+    from medbench.runs.saved_run import saved_runs
+
+    return Path(os.fspath(next(run.run_dir for run in saved_runs(settings.models_dir) if run.run_id == run_id)))
 
 
 @pytest.fixture(scope="module")
@@ -141,25 +170,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, demo_data_dir: Path) -> Ite
     root = tmp_path_factory.mktemp("serve")
     settings = Settings(root, demo_data_dir, root / "models", root / "logs", root / "weights")
     entry = Experiment(BENCHMARK, settings).run()
-    port = _free_port()
-    server = start_medbench(["serve", entry["id"], "--port", str(port), "--max-upload-mb", "2"], settings)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            pytest.fail(f"medbench serve exited: {server.stderr.read()[-3000:]}")
-        time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("medbench serve did not become ready in 120 s")
-    yield url, settings, entry["id"]
-    server.terminate()
-    server.wait(timeout=30)
+    with _server(settings, entry["id"], "--max-upload-mb", "2") as (server, url):
+        _wait_until_ready(server, url)
+        yield url, settings, entry["id"]
 
 
 def _demo_image(settings: Settings) -> Path:
@@ -331,10 +344,7 @@ def test_the_page_shows_the_findings_and_the_heatmap_in_chromium(
 @pytest.mark.slow
 def test_several_workers_share_the_port_and_each_loads_the_model(served: tuple[str, Settings, str]) -> None:
     _, settings, run_id = served
-    port = _free_port()
-    server = start_medbench(["serve", run_id, "--port", str(port), "--workers", "2"], settings)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with _server(settings, run_id, "--workers", "2") as (server, url):
         pids: set[int] = set()
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and len(pids) < 2:
@@ -343,6 +353,8 @@ def test_several_workers_share_the_port_and_each_loads_the_model(served: tuple[s
                     response = client.get(f"{url}/rest/info", timeout=5)
                 if response.status_code == 200:
                     pids.add(response.json()["worker_pid"])
+                else:  # 503: that worker is still loading its model
+                    time.sleep(0.5)
             except httpx.HTTPError:
                 time.sleep(0.5)
             assert server.poll() is None, server.stderr.read()[-3000:]
@@ -351,20 +363,14 @@ def test_several_workers_share_the_port_and_each_loads_the_model(served: tuple[s
         path = _demo_image(settings)
         answer = httpx.post(f"{url}/rest/classify", files={"file": ("x.jpg", path.read_bytes(), "image/jpeg")})
         assert answer.status_code == 200 and len(answer.json()["prediction"]) == 5
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     assert server.returncode is not None
 
 
 @pytest.mark.slow
 def test_the_server_is_alive_at_once_and_ready_only_once_the_model_is_loaded(served: tuple[str, Settings, str]) -> None:
     _, settings, run_id = served
-    port = _free_port()
-    server = start_medbench(["serve", run_id, "--port", str(port)], settings)
-    url = f"http://127.0.0.1:{port}"
     image = ("x.jpg", _demo_image(settings).read_bytes(), "image/jpeg")
-    try:
+    with _server(settings, run_id) as (server, url):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -379,12 +385,8 @@ def test_the_server_is_alive_at_once_and_ready_only_once_the_model_is_loaded(ser
         assert early.status_code == 503 and early.json() == {"ready": False}
         refused = httpx.post(f"{url}/rest/classify", files={"file": image})
         assert refused.status_code == 503 and "/readyz" in refused.json()["detail"]
-        while time.monotonic() < deadline and httpx.get(f"{url}/readyz").status_code != 200:
-            time.sleep(0.2)
+        _wait_until_ready(server, url, deadline - time.monotonic())
         assert httpx.post(f"{url}/rest/classify", files={"file": image}).status_code == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -394,12 +396,9 @@ def test_a_run_whose_model_does_not_load_stops_the_server_saying_why(
 ) -> None:
     _, settings, run_id = served
     broken = tmp_path / run_id
-    from medbench.runs.saved_run import saved_runs
-
-    folder = next(run.run_dir for run in saved_runs(settings.models_dir) if run.run_id == run_id)
-    shutil.copytree(os.fspath(folder), broken)
+    shutil.copytree(_run_folder(settings, run_id), broken)
     (broken / "model.keras").write_bytes(b"not a keras file")
-    server = start_medbench(["serve", str(broken), "--port", str(_free_port()), "--workers", str(workers)], settings)
+    server = start_medbench(["serve", str(broken), "--port", str(free_port()), "--workers", str(workers)], settings)
     try:
         _, stderr = server.communicate(timeout=120)
     finally:
@@ -414,48 +413,25 @@ def test_a_run_that_is_not_local_is_pulled_from_the_bucket_and_served(
 ) -> None:
     from dataclasses import replace
 
-    from gcs_emulator import StorageEmulator
-
-    from medbench.runs.saved_run import saved_runs
     from medbench.tracking.storage import enqueue_run, sync
 
     url, settings, run_id = served
-    local = next(run for run in saved_runs(settings.models_dir) if run.run_id == run_id)
+    local = _run_folder(settings, run_id)
     here = Settings(tmp_path, settings.data_dir, tmp_path / "models", tmp_path / "logs", tmp_path / "weights")
-    copy = here.models_dir / local.name / run_id
-    shutil.copytree(os.fspath(local.run_dir), copy)
-    emulator = StorageEmulator("medbench-serve")
+    copy = here.models_dir / local.parent.name / run_id
+    shutil.copytree(local, copy)
     image = ("x.jpg", _demo_image(settings).read_bytes(), "image/jpeg")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-        patch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
-        emulator.start()
-        try:
-            bucket = replace(here, gcs_bucket="medbench-serve", gcs_prefix="team")
-            enqueue_run(copy, json.loads((copy / "result.json").read_text()), bucket)
-            assert sync(bucket, deadline_s=20).uploaded == [run_id]
-            elsewhere = replace(bucket, root=tmp_path / "elsewhere", models_dir=tmp_path / "elsewhere" / "models")
-            elsewhere.root.mkdir()
-            port = _free_port()
-            bucket_env = {"MEDBENCH_GCS_BUCKET": "medbench-serve", "MEDBENCH_GCS_PREFIX": "team"}
-            server = start_medbench(["serve", run_id, "--port", str(port)], elsewhere, **bucket_env)
-            remote = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    try:
-                        if httpx.get(f"{remote}/readyz", timeout=2).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        assert server.poll() is None, server.stderr.read()[-3000:]
-                    time.sleep(0.3)
-                assert httpx.get(f"{remote}/rest/info").json()["run_id"] == run_id
-                pulled = httpx.post(f"{remote}/rest/classify", files={"file": image}).json()["prediction"]
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-        finally:
-            emulator.stop()
-    assert (elsewhere.models_dir / local.name / run_id / "model.keras").is_file()
+    with running_emulator("medbench-serve"):
+        bucket = replace(here, gcs_bucket="medbench-serve", gcs_prefix="team")
+        enqueue_run(copy, json.loads((copy / "result.json").read_text()), bucket)
+        assert sync(bucket, deadline_s=20).uploaded == [run_id]
+        elsewhere = replace(bucket, root=tmp_path / "elsewhere", models_dir=tmp_path / "elsewhere" / "models")
+        elsewhere.root.mkdir()
+        bucket_env = {"MEDBENCH_GCS_BUCKET": "medbench-serve", "MEDBENCH_GCS_PREFIX": "team"}
+        with _server(elsewhere, run_id, **bucket_env) as (server, remote):
+            _wait_until_ready(server, remote)
+            assert httpx.get(f"{remote}/rest/info").json()["run_id"] == run_id
+            pulled = httpx.post(f"{remote}/rest/classify", files={"file": image}).json()["prediction"]
+    assert (elsewhere.models_dir / local.parent.name / run_id / "model.keras").is_file()
     served_here = httpx.post(f"{url}/rest/classify", files={"file": image}).json()["prediction"]
     assert np.allclose(pulled, served_here, atol=1e-6)
