@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from medbench.atomic import write_bytes_atomic
+from medbench.evaluation.plots import new_figure, save_figure
 
 __all__ = ["best_trial", "leaderboard_rows", "write_results"]
 
 logger = logging.getLogger(__name__)
 
+DPI = 100
 ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
 
 
@@ -68,16 +70,21 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _png(axes: Any, path: Path) -> Path:
-    figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-    buffer = io.BytesIO()
-    figure.set_size_inches(7, 4.5)
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
-    import matplotlib.pyplot as pyplot
+    """An Optuna plot's figure as a 7 × 4.5 inch PNG."""
+    from matplotlib import pyplot
 
-    pyplot.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
+    figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+    figure.set_size_inches(7, 4.5)
+    return save_figure(pyplot, figure, path, DPI)
+
+
+def _importances_png(importances: dict[str, float], path: Path) -> Path:
+    """A bar per parameter of the importances already computed (Optuna's own plot would fit fANOVA again)."""
+    pyplot, figure, axes = new_figure((7, 4.5))
+    names = list(importances)[::-1]  # the most important on top
+    axes.barh(names, [importances[name] for name in names])
+    axes.set(xlabel="fANOVA importance", title="Hyperparameter importances")
+    return save_figure(pyplot, figure, path, DPI)
 
 
 def write_results(study: Any, folder: Path) -> list[Path]:
@@ -107,8 +114,5 @@ def write_results(study: Any, folder: Path) -> list[Path]:
                 written.append(folder / "importances.csv")
                 rows = [{"parameter": name, "fanova_importance": value} for name, value in importances.items()]
                 write_bytes_atomic(written[-1], _csv(rows))
-                axes = plots.plot_param_importances(
-                    study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
-                )
-                written.append(_png(axes, folder / "importances.png"))
+                written.append(_importances_png(importances, folder / "importances.png"))
     return written
