@@ -6,8 +6,10 @@ three times on 127.0.0.1: batching concurrent requests into one model call (``--
 window and with none (what arrived while the model ran is the next batch), and one model call per request
 (``--max-batch 1``). The same clients post a demo image to ``/rest/classify`` against each in turn, in
 interleaved slices (A, B, C, A, B, C, ...), so a noisy machine slows all three alike. Figures: requests/s,
-p50/p95/p99 latency, errors. Goals (issue 11): 0 errors; p99 <= 3 x p50; batching >= 2x the requests/s of
-one request per call at 8 clients.
+p50/p95/p99 latency, errors and the server's CPU per request (from /proc); then, in this process, what
+one upload's decode and the model call at batch 1, 4 and 8 cost, which bound what batching can gain.
+Goals (issue 11): 0 errors; p99 <= 3 x p50; batching >= 2x the requests/s of one request per call at 8
+clients.
 
     python benchmarks/serve.py                 # both models, 30 s per contender in 3 slices
     python benchmarks/serve.py --quick         # SmallCNN only, 3 s, 2 clients (checks the script works)
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from common import BenchmarkError, print_header, python_versions, run_script
@@ -199,23 +202,63 @@ def _measure(
     try:
         for mode, extra in MODES.items():
             servers[mode] = _serve(work, run_id, extra)
-        samples: dict[str, tuple[list[float], int, float]] = {mode: ([], 0, 0.0) for mode in MODES}
+        samples: dict[str, tuple[list[float], int, float, float]] = {mode: ([], 0, 0.0, 0.0) for mode in MODES}
         for _ in range(repeats):
-            for mode, (_, url) in servers.items():
+            for mode, (server, url) in servers.items():
+                cpu = _cpu_seconds(server.pid)
                 latencies, errors, elapsed = asyncio.run(_load(url, image, clients, seconds / repeats))
+                cpu = _cpu_seconds(server.pid) - cpu
                 before = samples[mode]
-                samples[mode] = (before[0] + latencies, before[1] + errors, before[2] + elapsed)
+                samples[mode] = (before[0] + latencies, before[1] + errors, before[2] + elapsed, before[3] + cpu)
     finally:
         for server, _ in servers.values():
             server.terminate()
         for server, _ in servers.values():
             server.wait(timeout=60)
     rows = {}
-    for mode, (latencies, errors, elapsed) in samples.items():
+    for mode, (latencies, errors, elapsed, cpu) in samples.items():
         ms = np.asarray(latencies) * 1000 if latencies else np.asarray([np.nan])
         row = {f"p{q}": float(np.percentile(ms, q)) for q in (50, 95, 99)}
+        row["cpu_ms"] = 1000 * cpu / len(latencies) if latencies else float("nan")
         rows[mode] = {**row, "rps": len(latencies) / elapsed, "errors": errors, "n": len(latencies)}
     return rows
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process `pid` has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _model_costs(work: Path, run_id: str, image: bytes) -> list[str]:
+    """In this process, on the served run: one upload's decode + preprocessing, and the model call per batch size."""
+    from medbench.runs.saved_run import saved_runs
+    from medbench.serving.service import RunService
+    from medbench.serving.uploads import check_upload
+
+    run = next(run for run in saved_runs(_settings(work).models_dir) if run.run_id == run_id)
+    service = RunService.load(run)
+    upload = check_upload(image)
+    pixels = service.image(upload)
+    lines = [f"decode + preprocessing {_best_ms(lambda: service.image(upload), 20):6.2f} ms per upload"]
+    single = None
+    for size in (1, 4, 8):
+        batch = np.repeat(pixels[np.newaxis], size, axis=0)
+        service.predict(batch)  # the first call of a shape traces it
+        per_image = _best_ms(lambda batch=batch: service.predict(batch), 5) / size
+        single = single or per_image
+        lines.append(f"model call, batch {size}: {per_image:7.2f} ms per image  ({per_image / single:.2f} of batch 1)")
+    return lines
+
+
+def _best_ms(call: Any, repeats: int) -> float:
+    """The fastest of `repeats` calls, in ms (the least disturbed by whatever else runs)."""
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - began)
+    return 1000 * min(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         for mode, row in results[model].items():
             print(
                 f"  {model:20s} {mode:13s} {row['rps']:8.1f} req/s  p50 {row['p50']:7.1f} ms  "
-                f"p95 {row['p95']:7.1f} ms  p99 {row['p99']:7.1f} ms  errors {row['errors']}  (n={row['n']})"
+                f"p95 {row['p95']:7.1f} ms  p99 {row['p99']:7.1f} ms  errors {row['errors']}  (n={row['n']})  "
+                f"server CPU {row['cpu_ms']:5.2f} ms/request"
             )
+        for line in _model_costs(args.work_dir, run_id, image):
+            print(f"  {model:20s} {line}")
     print("\n-- ratios --")
     for model, rows in results.items():
         single = rows[BASELINE]

@@ -132,3 +132,4 @@ def test_serve_quick(tmp_path: Path) -> None:
     for mode in ("batched, 5 ms", "batched, 0 ms", "one per call"):
         assert f"SmallCNN 64 px       {mode}" in result.stdout
     assert "batched, 0 ms / one per call" in result.stdout and "errors in all: 0" in result.stdout
+    assert "ms/request" in result.stdout and "model call, batch 8:" in result.stdout
